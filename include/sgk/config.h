@@ -1,0 +1,120 @@
+/* Run configuration: INI file, command-line overrides, validation. */
+#ifndef SGK_CONFIG_H
+#define SGK_CONFIG_H
+
+#include <stdint.h>
+#include "sgk/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SGK_MAX_HIDDEN 16    /* hidden layers */
+#define SGK_MAX_CLASSES 64   /* entries of a class list */
+#define SGK_PATH_LEN 4096    /* bytes of a path, terminator included */
+
+typedef enum {
+    SGK_SOURCE_FASHION_MNIST,
+    SGK_SOURCE_IDX,
+    SGK_SOURCE_NETCDF,
+    SGK_SOURCE_CSV,
+    SGK_SOURCE_TEACHER
+} sgk_source;
+
+typedef enum { SGK_OOD_NONE, SGK_OOD_CLASSES, SGK_OOD_NOISE, SGK_OOD_SHIFT } sgk_ood_kind;
+typedef enum { SGK_ACT_RELU, SGK_ACT_TANH, SGK_ACT_ERF, SGK_ACT_GELU } sgk_activation;
+typedef enum { SGK_PARAM_STANDARD, SGK_PARAM_NTK } sgk_parametrization;
+typedef enum { SGK_LOSS_MSE, SGK_LOSS_XENT, SGK_LOSS_LOGISTIC } sgk_loss_kind;
+typedef enum {
+    SGK_OPT_SGD,
+    SGK_OPT_MOMENTUM,
+    SGK_OPT_ADAM,
+    SGK_OPT_RMSPROP,
+    SGK_OPT_SGLD
+} sgk_optimizer_kind;
+
+/* Bits of [ensemble] vary: which randomness differs between replicas. */
+enum { SGK_VARY_INIT = 1, SGK_VARY_BATCH = 2, SGK_VARY_NOISE = 4 };
+
+typedef struct {
+    struct {
+        sgk_source source;
+        char path[SGK_PATH_LEN];    /* folder for IDX sets, file for netcdf/csv */
+        int classes[SGK_MAX_CLASSES];
+        int n_classes;              /* 0: every class of the source */
+        long n_train;
+        long n_test;
+        sgk_ood_kind ood;
+        int ood_classes[SGK_MAX_CLASSES];
+        int n_ood_classes;
+        double ood_shift;           /* SCALE of ood = shift:SCALE */
+        long n_ood;
+        uint64_t seed;              /* which examples are drawn */
+        int teacher_inputs;         /* teacher source: input dimension */
+        int teacher_width;          /* teacher source: hidden width of the teacher */
+        double teacher_noise;       /* teacher source: standard deviation of label noise */
+    } data;
+    struct {
+        int widths[SGK_MAX_HIDDEN];
+        int n_hidden;               /* 0: no hidden layer (linear model) */
+        sgk_activation activation;
+        sgk_parametrization parametrization;
+        char init_file[SGK_PATH_LEN]; /* "" when unset */
+    } model;
+    struct {
+        sgk_loss_kind loss;
+        sgk_optimizer_kind optimizer;
+        double lr;
+        double momentum;
+        long batch_size;            /* 0 means full batch */
+        long steps;
+    } train;
+    struct {
+        long replicas;
+        uint64_t seed;
+        unsigned vary;              /* SGK_VARY_* bits */
+    } ensemble;
+    struct {
+        int checkpoints;            /* including step 0 and the last step */
+        int path_nodes;
+        int block_size;
+        long probe;
+    } kernel;
+    struct {
+        long eigenpairs;            /* 0 means all */
+        double tolerance;
+        int eigenvectors;           /* boolean */
+    } spectrum;
+    struct {
+        char file[SGK_PATH_LEN];
+        int retrieval;
+    } output;
+} sgk_config;
+
+/* Fill `config` with the built-in default experiment. */
+void sgk_config_defaults(sgk_config *config);
+
+/* Read an INI file on top of `config`. Unknown sections or keys and malformed
+ * values are SGK_ERR_USAGE errors that name the file, line, key and accepted values;
+ * a file that cannot be opened is SGK_ERR_USAGE too, naming the path. */
+sgk_status sgk_config_load_file(sgk_config *config, const char *path);
+
+/* Set one key from its text value. `origin` names where the value came from
+ * ("run.ini:12", "--set") and appears in error messages. */
+sgk_status sgk_config_set(sgk_config *config, const char *section, const char *key,
+                          const char *value, const char *origin);
+
+/* Apply a command-line override of the form "section.key=value". */
+sgk_status sgk_config_override(sgk_config *config, const char *assignment);
+
+/* Check relations between keys (sizes, class lists, values this version
+ * does not implement). */
+sgk_status sgk_config_validate(const sgk_config *config);
+
+/* The resolved configuration as INI text, every key present; caller frees. */
+char *sgk_config_to_ini(const sgk_config *config);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,97 @@
+/* Multilayer perceptron: forward pass, backward pass, tangent features.
+ *
+ * Layer l = 1..L maps a_{l-1} (width d_{l-1}) to h_l = c_l W_l a_{l-1} + beta_l b_l,
+ * and a_l = phi(h_l) for hidden layers; the last layer is linear, f = h_L.
+ * Standard parametrization: c_l = beta_l = 1, W ~ N(0, s^2 / d_{l-1}), b = 0.
+ * NTK parametrization: c_l = s / sqrt(d_{l-1}), beta_l = SGK_NTK_BIAS_SCALE,
+ * W, b ~ N(0, 1). The gain s^2 is 2 for relu and gelu, 1 for tanh and erf, and 1
+ * for the last layer.
+ *
+ * Parameters are one flat vector: for each layer, W_l row-major (d_l x d_{l-1}),
+ * then b_l. Batches of points are row-major arrays, one row per point. */
+#ifndef SGK_MLP_H
+#define SGK_MLP_H
+
+#include "sgk/config.h"
+#include "sgk/rng.h"
+#include "sgk/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SGK_MAX_LAYERS (SGK_MAX_HIDDEN + 1)
+#define SGK_NTK_BIAS_SCALE 0.1
+
+typedef struct {
+    int n_layers;                     /* L: hidden layers + 1 */
+    int dims[SGK_MAX_LAYERS + 1];     /* d_0 (inputs) .. d_L (outputs) */
+    sgk_activation activation;
+    sgk_parametrization parametrization;
+    double weight_scale[SGK_MAX_LAYERS]; /* c_l, index l-1 */
+    double bias_scale[SGK_MAX_LAYERS];   /* beta_l, index l-1 */
+    double init_std_w[SGK_MAX_LAYERS];   /* standard deviation of initial W_l */
+    double init_std_b[SGK_MAX_LAYERS];   /* standard deviation of initial b_l */
+    long w_offset[SGK_MAX_LAYERS];    /* start of W_l in the parameter vector */
+    long b_offset[SGK_MAX_LAYERS];    /* start of b_l */
+    long n_params;                    /* P */
+} sgk_mlp;
+
+/* Per-batch buffers for up to `capacity` points. */
+typedef struct {
+    int capacity;
+    double *h[SGK_MAX_LAYERS + 1];    /* pre-activations, h[l] is capacity x d_l */
+    double *a[SGK_MAX_LAYERS + 1];    /* activations, a[0] is a copy of the inputs */
+    double *delta[SGK_MAX_LAYERS + 1];/* backward sensitivities */
+} sgk_mlp_work;
+
+/* Tangent factors of m points, the layer-wise pieces of their Jacobians:
+ * act[l-1] is m x d_{l-1} (a_{l-1}), and delta[l-1] is m x (O * d_l) with
+ * delta[l-1][i][o][j] = d f_o(x_i) / d h_{l,j}. Then
+ * d f_o / d W_l[j][k] = c_l delta[o][j] a[k] and d f_o / d b_l[j] = beta_l delta[o][j]. */
+typedef struct {
+    int m;
+    int n_outputs;
+    int n_layers;
+    int dims[SGK_MAX_LAYERS + 1];
+    double *act[SGK_MAX_LAYERS];
+    double *delta[SGK_MAX_LAYERS];
+} sgk_factors;
+
+sgk_status sgk_mlp_create(sgk_mlp *net, int n_inputs, const int *widths, int n_hidden,
+                          int n_outputs, sgk_activation activation,
+                          sgk_parametrization parametrization);
+
+/* Draw initial parameters from `rng` (SGK_RNG_INIT stream). */
+void sgk_mlp_init_params(const sgk_mlp *net, sgk_rng *rng, double *w);
+
+sgk_status sgk_mlp_work_alloc(const sgk_mlp *net, int capacity, sgk_mlp_work *work);
+void sgk_mlp_work_free(sgk_mlp_work *work);
+
+/* Outputs f (m x O) of m points x (m x d_0); m <= work->capacity.
+ * Keeps h and a in `work` for a following backward pass. */
+void sgk_mlp_forward(const sgk_mlp *net, const double *w, const double *x, int m,
+                     sgk_mlp_work *work, double *f);
+
+/* grad = sum_i J(x_i)^T r_i for the m points of the last forward pass, where r is
+ * m x O. `grad` (n_params) is overwritten. */
+void sgk_mlp_backward(const sgk_mlp *net, const double *w, const double *r, int m,
+                      sgk_mlp_work *work, double *grad);
+
+sgk_status sgk_factors_alloc(const sgk_mlp *net, int m, sgk_factors *factors);
+void sgk_factors_free(sgk_factors *factors);
+
+/* Forward pass and per-output backward passes of m points; fills `factors`
+ * (allocated for at least m points) and f (m x O, may be NULL). */
+void sgk_mlp_tangent_factors(const sgk_mlp *net, const double *w, const double *x,
+                             int m, sgk_mlp_work *work, sgk_factors *factors, double *f);
+
+/* Explicit Jacobian, (m * O) x P row-major, row i * O + o: reference for tests
+ * and the explicit path of small layers. */
+void sgk_mlp_jacobian(const sgk_mlp *net, const double *w, const double *x, int m,
+                      sgk_mlp_work *work, double *jacobian);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,49 @@
+/* One experiment: train the ensemble, assemble the stochastic gradient kernel,
+ * solve its spectrum and collect what the output file stores. */
+#ifndef SGK_RUN_H
+#define SGK_RUN_H
+
+#include <mpi.h>
+#include "sgk/config.h"
+#include "sgk/dataset.h"
+#include "sgk/kernel.h"
+#include "sgk/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { SGK_PHASE_DATA, SGK_PHASE_TRAIN, SGK_PHASE_KERNEL, SGK_PHASE_REDUCE,
+       SGK_PHASE_SPECTRUM, SGK_PHASE_OUTPUT, SGK_N_PHASES };
+
+typedef struct {
+    int n_checkpoints;        /* C */
+    long *checkpoint_step;    /* C entries */
+    double *checkpoint_time;  /* C entries: diffusion time sum_{k < step} eta_k */
+    double *quadrature_weight;/* C entries: trapezoid weights in diffusion time */
+    long n_replicas;          /* R */
+    /* Rank 0 only (NULL elsewhere): */
+    double *loss_train;       /* R x C */
+    double *loss_test;        /* R x C; NaN when there are no test points */
+    double *f_mean;           /* C x N x O */
+    double *f_var;            /* C x N x O, unbiased over replicas (NaN when R = 1) */
+    /* Every rank: */
+    sgk_dmatrix sgk;          /* N x N, traced over outputs */
+    long n_eig;
+    double *eigenvalues;      /* n_eig entries, descending: spectrum of K_train / n */
+    double phase_seconds[SGK_N_PHASES];
+} sgk_results;
+
+/* Collective. Train every replica, reduce the kernel and solve the spectrum. */
+sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
+                              const sgk_grid *grid, sgk_results *results);
+
+void sgk_results_free(sgk_results *results);
+
+/* Names of the phases, as stored in the output's timing attributes. */
+const char *sgk_phase_name(int phase);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
