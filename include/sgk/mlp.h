@@ -37,12 +37,14 @@ typedef struct {
     long n_params;                    /* P */
 } sgk_mlp;
 
-/* Per-batch buffers for up to `capacity` points. */
+/* Per-batch buffers for up to `capacity` points. h[l] and delta[l] exist for
+ * l = 1..L and a[l] for l = 0..L-1; the outputs are h[L], so a[L], h[0] and
+ * delta[0] are NULL. */
 typedef struct {
     int capacity;
     double *h[SGK_MAX_LAYERS + 1];    /* pre-activations, h[l] is capacity x d_l */
     double *a[SGK_MAX_LAYERS + 1];    /* activations, a[0] is a copy of the inputs */
-    double *delta[SGK_MAX_LAYERS + 1];/* backward sensitivities */
+    double *delta[SGK_MAX_LAYERS + 1];/* backward sensitivities, capacity x d_l */
 } sgk_mlp_work;
 
 /* Tangent factors of m points, the layer-wise pieces of their Jacobians:
@@ -50,7 +52,8 @@ typedef struct {
  * delta[l-1][i][o][j] = d f_o(x_i) / d h_{l,j}. Then
  * d f_o / d W_l[j][k] = c_l delta[o][j] a[k] and d f_o / d b_l[j] = beta_l delta[o][j]. */
 typedef struct {
-    int m;
+    int m;                            /* points of the last sgk_mlp_tangent_factors call */
+    int capacity;                     /* points the arrays were allocated for */
     int n_outputs;
     int n_layers;
     int dims[SGK_MAX_LAYERS + 1];

@@ -33,7 +33,8 @@ typedef struct {
 /* Start the stream for (seed, replica, purpose) at substream 0. */
 void sgk_rng_init(sgk_rng *rng, uint64_t seed, uint64_t replica, sgk_rng_purpose purpose);
 
-/* Jump to the start of `substream` of the same key and purpose. */
+/* Jump to the start of `substream` of the same key and purpose. The draws that follow
+ * do not depend on earlier draws: the cached normal is dropped. */
 void sgk_rng_seek(sgk_rng *rng, uint64_t substream);
 
 uint64_t sgk_rng_u64(sgk_rng *rng);
@@ -41,14 +42,16 @@ uint64_t sgk_rng_u64(sgk_rng *rng);
 /* Uniform in [0, 1) with 53 random bits. */
 double sgk_rng_uniform(sgk_rng *rng);
 
-/* Standard normal (Box-Muller). */
+/* Standard normal (Box-Muller). Each call pair uses two uniforms; the second
+ * normal of the pair is cached and returned by the next call. */
 double sgk_rng_normal(sgk_rng *rng);
 
 /* Uniform integer in [0, bound), without modulo bias; bound > 0. */
 uint64_t sgk_rng_below(sgk_rng *rng, uint64_t bound);
 
-/* Draw `count` distinct indices from [0, population) in random order
- * (partial Fisher-Yates on `scratch`, which must hold `population` longs). */
+/* Draw `count` distinct indices from [0, population) in random order, by a
+ * partial Fisher-Yates shuffle on `scratch`, which must hold `population` longs.
+ * Requires 0 <= count <= population. */
 void sgk_rng_sample(sgk_rng *rng, long population, long count, long *scratch, long *out);
 
 #ifdef __cplusplus

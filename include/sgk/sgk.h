@@ -13,6 +13,7 @@
 #include "sgk/spectrum.h"
 #include "sgk/run.h"
 #include "sgk/ncio.h"
+#include "sgk/log.h"
 
 /* Version of the library, "MAJOR.MINOR.PATCH". */
 const char *sgk_version(void);
