@@ -45,6 +45,11 @@ static sgk_status check_stream(gzFile file, const char *path)
 {
     int zlib_error = Z_OK;
     const char *zlib_message = gzerror(file, &zlib_error);
+    size_t path_length = strlen(path);
+
+    /* zlib prefixes its message with "PATH: ", which ours already names. */
+    if (strncmp(zlib_message, path, path_length) == 0 && zlib_message[path_length] == ':')
+        zlib_message += path_length + (zlib_message[path_length + 1] == ' ' ? 2 : 1);
 
     switch (zlib_error) {
     case Z_OK:
@@ -66,7 +71,7 @@ static sgk_status check_stream(gzFile file, const char *path)
     }
 }
 
-/* Read up to `want` bytes into `buffer`; `*got` receives the count, which is less
+/* Read up to `want` bytes into `buffer` and store the count in `*got`, which is less
  * than `want` only at the end of the data. A gzip stream that is truncated or
  * corrupt is an error even when some bytes were read. */
 static sgk_status read_bytes(gzFile file, const char *path, unsigned char *buffer,
@@ -89,27 +94,6 @@ static sgk_status read_bytes(gzFile file, const char *path, unsigned char *buffe
     return SGK_OK;
 }
 
-/* Multiply the dimension sizes and the value size, rejecting products that do not
- * fit in size_t or long (a corrupt header can declare up to 2^128 values). */
-static sgk_status payload_size(const sgk_idx *idx, const char *path, size_t value_bytes,
-                               size_t *n_bytes)
-{
-    size_t limit = (size_t)LONG_MAX < SIZE_MAX ? (size_t)LONG_MAX : SIZE_MAX;
-    size_t product = value_bytes;
-
-    for (int i = 0; i < idx->n_dims; i++) {
-        size_t dim = (size_t)idx->dims[i];
-        if (dim != 0 && product > limit / dim)
-            return sgk_error(SGK_ERR_DATA,
-                             "IDX file '%s': the dimension sizes in the header multiply to "
-                             "more than %zu bytes of payload; the header is corrupt",
-                             path, limit);
-        product *= dim;
-    }
-    *n_bytes = product;
-    return SGK_OK;
-}
-
 static void format_dims(const sgk_idx *idx, char *text, size_t size)
 {
     size_t used = 0;
@@ -121,6 +105,27 @@ static void format_dims(const sgk_idx *idx, char *text, size_t size)
             break;
         used += (size_t)n;
     }
+}
+
+/* Multiply the dimension sizes and the value size, rejecting products that do not
+ * fit in size_t or long (a corrupt header can declare up to 2^128 values). */
+static sgk_status payload_size(const sgk_idx *idx, const char *path, const char *dims_text,
+                               size_t value_bytes, size_t *n_bytes)
+{
+    size_t limit = (size_t)LONG_MAX < SIZE_MAX ? (size_t)LONG_MAX : SIZE_MAX;
+    size_t product = value_bytes;
+
+    for (int i = 0; i < idx->n_dims; i++) {
+        size_t dim = (size_t)idx->dims[i];
+        if (dim != 0 && product > limit / dim)
+            return sgk_error(SGK_ERR_DATA,
+                             "IDX file '%s': the header declares %s values, more than %zu "
+                             "bytes of payload; the header is corrupt",
+                             path, dims_text, limit);
+        product *= dim;
+    }
+    *n_bytes = product;
+    return SGK_OK;
 }
 
 static sgk_status read_header(gzFile file, const char *path, sgk_idx *idx)
@@ -231,8 +236,8 @@ static sgk_status read_file(gzFile file, const char *path, sgk_idx *idx)
 
     SGK_CHECK(read_header(file, path, idx));
     value_bytes = type_size(idx->type_code);
-    SGK_CHECK(payload_size(idx, path, value_bytes, &idx->n_bytes));
     format_dims(idx, dims_text, sizeof dims_text);
+    SGK_CHECK(payload_size(idx, path, dims_text, value_bytes, &idx->n_bytes));
 
     SGK_CHECK(read_payload(file, path, idx->n_bytes, &idx->data, &got));
     if (got < idx->n_bytes)
@@ -258,7 +263,7 @@ sgk_status sgk_idx_read(const char *path, sgk_idx *idx)
     errno = 0;
     gzFile file = gzopen(path, "rb");
     if (!file)
-        return sgk_error(SGK_ERR_IO, "cannot open IDX file '%s': %s", path,
+        return sgk_error(SGK_ERR_DATA, "cannot open IDX file '%s': %s", path,
                          errno ? strerror(errno) : "out of memory");
 
     sgk_status status = read_file(file, path, idx);

@@ -101,7 +101,8 @@ uint64_t sgk_rng_below(sgk_rng *rng, uint64_t bound)
 
 void sgk_rng_sample(sgk_rng *rng, long population, long count, long *scratch, long *out)
 {
-    assert(population >= 0 && count >= 0 && count <= population);
+    assert(count >= 0);
+    assert(count <= population);
 
     for (long i = 0; i < population; i++)
         scratch[i] = i;

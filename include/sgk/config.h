@@ -94,24 +94,30 @@ typedef struct {
 /* Fill `config` with the built-in default experiment. */
 void sgk_config_defaults(sgk_config *config);
 
-/* Read an INI file on top of `config`. Unknown sections or keys and malformed
- * values are SGK_ERR_USAGE errors that name the file, line, key and accepted values;
- * a file that cannot be opened is SGK_ERR_USAGE too, naming the path. */
+/* Read an INI file on top of `config`. Unknown sections or keys, duplicate keys,
+ * malformed values and over-long lines are SGK_ERR_USAGE errors that name the file,
+ * line, key and accepted values. The line limit is the inih line buffer: 198
+ * characters without the comment in Debian's inih 55. A file that cannot be opened
+ * is SGK_ERR_USAGE too, naming the path. On error `config` is left unchanged. */
 sgk_status sgk_config_load_file(sgk_config *config, const char *path);
 
-/* Set one key from its text value. `origin` names where the value came from
- * ("run.ini:12", "--set") and appears in error messages. */
+/* Set one key from its text value, given without surrounding whitespace. `origin`
+ * names where the value came from ("run.ini:12", "--set train.lr=0.1") and starts every
+ * error message. On error the key keeps its previous value. */
 sgk_status sgk_config_set(sgk_config *config, const char *section, const char *key,
                           const char *value, const char *origin);
 
-/* Apply a command-line override of the form "section.key=value". */
+/* Apply a command-line override of the form "section.key=value"; whitespace around
+ * the section, key and value is ignored. */
 sgk_status sgk_config_override(sgk_config *config, const char *assignment);
 
 /* Check relations between keys (sizes, class lists, values this version
- * does not implement). */
+ * does not implement). Errors are SGK_ERR_USAGE. */
 sgk_status sgk_config_validate(const sgk_config *config);
 
-/* The resolved configuration as INI text, every key present; caller frees. */
+/* The resolved configuration as INI text, every key present, which
+ * sgk_config_load_file reads back to an identical configuration as long as no line
+ * exceeds the inih line limit. The caller frees it; NULL when out of memory. */
 char *sgk_config_to_ini(const sgk_config *config);
 
 #ifdef __cplusplus

@@ -27,11 +27,15 @@ typedef struct {
     long *source_index; /* N entries: index in the source file, or -1 (synthetic) */
 } sgk_dataset;
 
-/* Build the evaluation set that `config` describes. Collective over `comm`: rank 0
- * reads the files and broadcasts, so every rank ends with the same data and the
- * same status. Errors in the data are SGK_ERR_DATA and name the file. */
+/* Build the evaluation set that `config` describes (doc/data.md). Collective over
+ * `comm`: rank 0 reads the files and broadcasts, so every rank ends with the same data,
+ * or with the same status and error message. Errors in the data are SGK_ERR_DATA and
+ * name the file. A missing or unreadable file and running out of memory give
+ * SGK_ERR_IO, and invalid keys and the sources netcdf and csv give SGK_ERR_USAGE.
+ * On failure `data` holds no arrays. */
 sgk_status sgk_dataset_load(const sgk_config *config, MPI_Comm comm, sgk_dataset *data);
 
+/* Free the arrays and zero `data`. Calling it on a zeroed or freed set is safe. */
 void sgk_dataset_free(sgk_dataset *data);
 
 /* IDX file (the MNIST container format), plain or gzip-compressed. */
@@ -43,10 +47,14 @@ typedef struct {
     size_t n_bytes;
 } sgk_idx;
 
-/* Read an IDX file. Wrong magic, truncation, counts larger than the payload and
- * empty files are SGK_ERR_DATA errors naming the path. */
+/* Read an IDX file, plain or gzip-compressed. Wrong magic, unknown type codes, 0 or
+ * more than 4 dimensions, truncation, a payload shorter or longer than the dimensions
+ * declare, empty files and truncated or corrupt gzip streams are SGK_ERR_DATA errors
+ * naming the path and the sizes. A file that cannot be opened or read is SGK_ERR_IO.
+ * On failure `idx` holds no payload. */
 sgk_status sgk_idx_read(const char *path, sgk_idx *idx);
 
+/* Free the payload and zero `idx`. */
 void sgk_idx_free(sgk_idx *idx);
 
 #ifdef __cplusplus

@@ -61,36 +61,46 @@ typedef struct {
     double *delta[SGK_MAX_LAYERS];
 } sgk_factors;
 
+/* Fill `net` with the layer sizes, scales, initial standard deviations and
+ * parameter offsets of an MLP with n_hidden hidden layers of `widths`. Errors:
+ * SGK_ERR_DATA for fewer than one input or output, SGK_ERR_USAGE for a hidden-layer
+ * count outside 0..SGK_MAX_HIDDEN, a width below 1 or an unknown activation or
+ * parametrization. */
 sgk_status sgk_mlp_create(sgk_mlp *net, int n_inputs, const int *widths, int n_hidden,
                           int n_outputs, sgk_activation activation,
                           sgk_parametrization parametrization);
 
-/* Draw initial parameters from `rng` (SGK_RNG_INIT stream). */
+/* Draw initial parameters from `rng` (SGK_RNG_INIT stream): one normal per weight,
+ * then per bias, layer by layer in parameter-vector order. Biases with standard
+ * deviation 0 (standard parametrization) are set to 0 without a draw. */
 void sgk_mlp_init_params(const sgk_mlp *net, sgk_rng *rng, double *w);
 
 sgk_status sgk_mlp_work_alloc(const sgk_mlp *net, int capacity, sgk_mlp_work *work);
 void sgk_mlp_work_free(sgk_mlp_work *work);
 
-/* Outputs f (m x O) of m points x (m x d_0); m <= work->capacity.
+/* Outputs f (m x O, may be NULL) of m points x (m x d_0); m <= work->capacity.
  * Keeps h and a in `work` for a following backward pass. */
 void sgk_mlp_forward(const sgk_mlp *net, const double *w, const double *x, int m,
                      sgk_mlp_work *work, double *f);
 
 /* grad = sum_i J(x_i)^T r_i for the m points of the last forward pass, where r is
- * m x O. `grad` (n_params) is overwritten. */
+ * m x O. `grad` (n_params) is overwritten. work->h and work->a are only read, so
+ * several backward passes may follow one forward pass. */
 void sgk_mlp_backward(const sgk_mlp *net, const double *w, const double *r, int m,
                       sgk_mlp_work *work, double *grad);
 
 sgk_status sgk_factors_alloc(const sgk_mlp *net, int m, sgk_factors *factors);
 void sgk_factors_free(sgk_factors *factors);
 
-/* Forward pass and per-output backward passes of m points; fills `factors`
- * (allocated for at least m points) and f (m x O, may be NULL). */
+/* Run the forward pass and the per-output backward passes of m points, and fill
+ * `factors` (allocated for at least m points; sets factors->m = m) and f (m x O,
+ * may be NULL). m <= work->capacity. */
 void sgk_mlp_tangent_factors(const sgk_mlp *net, const double *w, const double *x,
                              int m, sgk_mlp_work *work, sgk_factors *factors, double *f);
 
 /* Explicit Jacobian, (m * O) x P row-major, row i * O + o: reference for tests
- * and the explicit path of small layers. */
+ * and the explicit path of small layers. It runs its own forward pass and one
+ * backward pass per output, separate from sgk_mlp_tangent_factors. */
 void sgk_mlp_jacobian(const sgk_mlp *net, const double *w, const double *x, int m,
                       sgk_mlp_work *work, double *jacobian);
 

@@ -33,8 +33,8 @@ typedef struct {
 /* Start the stream for (seed, replica, purpose) at substream 0. */
 void sgk_rng_init(sgk_rng *rng, uint64_t seed, uint64_t replica, sgk_rng_purpose purpose);
 
-/* Jump to the start of `substream` of the same key and purpose. The draws that follow
- * do not depend on earlier draws: the cached normal is dropped. */
+/* Jump to the start of `substream` of the same key and purpose. The cached normal is
+ * dropped, so the draws that follow do not depend on earlier draws. */
 void sgk_rng_seek(sgk_rng *rng, uint64_t substream);
 
 uint64_t sgk_rng_u64(sgk_rng *rng);
@@ -42,8 +42,8 @@ uint64_t sgk_rng_u64(sgk_rng *rng);
 /* Uniform in [0, 1) with 53 random bits. */
 double sgk_rng_uniform(sgk_rng *rng);
 
-/* Standard normal (Box-Muller). Each call pair uses two uniforms; the second
- * normal of the pair is cached and returned by the next call. */
+/* Standard normal by the Box-Muller transform. Every other call consumes two uniforms
+ * and caches the second normal of the pair, which the next call returns. */
 double sgk_rng_normal(sgk_rng *rng);
 
 /* Uniform integer in [0, bound), without modulo bias; bound > 0. */

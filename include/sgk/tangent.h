@@ -15,13 +15,19 @@ extern "C" {
  * leading dimension ldk. Every product is a dgemm (dsyrk when fa == fb). When
  * `input_gram` is not NULL it holds <x_i, x'_j> (fa->m x fb->m, leading dimension
  * ld_input) and replaces the first layer's activation product, which does not change
- * during training. */
+ * during training.
+ * Passing the same pointer as fa and fb selects the symmetric path, which computes
+ * the upper triangle and adds it to both triangles of K. Temporaries take at most
+ * 3 x 256 x fb->m doubles. Errors: SGK_ERR_USAGE when the factors do not match `net`
+ * or a leading dimension is below fb->m, SGK_ERR_IO when the temporaries cannot be
+ * allocated (K is then unchanged). */
 sgk_status sgk_tangent_gram(const sgk_mlp *net, const sgk_factors *fa, const sgk_factors *fb,
                             const double *input_gram, int ld_input, double alpha,
                             double *K, int ldk);
 
-/* The same traced kernel from explicit Jacobians (rows i * O + o, P columns),
- * for tests. */
+/* Add alpha * the same traced kernel, computed from explicit Jacobians (rows
+ * i * O + o, P columns, as sgk_mlp_jacobian writes them), to K: one dgemm per output.
+ * For tests and small layers. O * P must fit in an int. */
 void sgk_tangent_gram_explicit(int ma, int mb, int n_outputs, long n_params,
                                const double *jac_a, const double *jac_b, double alpha,
                                double *K, int ldk);
