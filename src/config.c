@@ -472,6 +472,21 @@ static sgk_status set_train_momentum(sgk_config *c, const setting *s)
     return parse_real(s, (real_interval){ 0.0, false, 1.0, true }, &c->train.momentum);
 }
 
+static sgk_status set_train_beta2(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, false, 1.0, true }, &c->train.beta2);
+}
+
+static sgk_status set_train_epsilon(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->train.epsilon);
+}
+
+static sgk_status set_train_temperature(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->train.temperature);
+}
+
 /* "full" is stored as 0. */
 static sgk_status set_train_batch_size(sgk_config *c, const setting *s)
 {
@@ -544,7 +559,12 @@ static sgk_status set_kernel_checkpoints(sgk_config *c, const setting *s)
 
 static sgk_status set_kernel_path_nodes(sgk_config *c, const setting *s)
 {
-    return parse_int(s, 1, INT_MAX, &c->kernel.path_nodes);
+    return parse_int(s, 1, SGK_MAX_PATH_NODES, &c->kernel.path_nodes);
+}
+
+static sgk_status set_kernel_drift(sgk_config *c, const setting *s)
+{
+    return parse_bool(s, &c->kernel.drift);
 }
 
 static sgk_status set_kernel_block_size(sgk_config *c, const setting *s)
@@ -624,6 +644,9 @@ static const key_entry key_table[] = {
     { "train", "optimizer", set_train_optimizer },
     { "train", "lr", set_train_lr },
     { "train", "momentum", set_train_momentum },
+    { "train", "beta2", set_train_beta2 },
+    { "train", "epsilon", set_train_epsilon },
+    { "train", "temperature", set_train_temperature },
     { "train", "batch_size", set_train_batch_size },
     { "train", "steps", set_train_steps },
     { "ensemble", "replicas", set_ensemble_replicas },
@@ -631,6 +654,7 @@ static const key_entry key_table[] = {
     { "ensemble", "vary", set_ensemble_vary },
     { "kernel", "checkpoints", set_kernel_checkpoints },
     { "kernel", "path_nodes", set_kernel_path_nodes },
+    { "kernel", "drift", set_kernel_drift },
     { "kernel", "block_size", set_kernel_block_size },
     { "kernel", "probe", set_kernel_probe },
     { "spectrum", "eigenpairs", set_spectrum_eigenpairs },
@@ -718,6 +742,9 @@ void sgk_config_defaults(sgk_config *config)
     config->train.optimizer = SGK_OPT_SGD;
     config->train.lr = 0.01;
     config->train.momentum = 0.9;
+    config->train.beta2 = 0.999;
+    config->train.epsilon = 1e-8;
+    config->train.temperature = 0.0;
     config->train.batch_size = 32;
     config->train.steps = 500;
 
@@ -727,6 +754,7 @@ void sgk_config_defaults(sgk_config *config)
 
     config->kernel.checkpoints = 11;
     config->kernel.path_nodes = 1;
+    config->kernel.drift = 1;
     config->kernel.block_size = 64;
     config->kernel.probe = 256;
 
@@ -1106,7 +1134,30 @@ static sgk_status check_classes(const sgk_config *c)
 
 /* ===== Values this version does not implement =====
  * Every rejection of a value that the configuration language accepts but the program
- * cannot run yet sits in this function. Remove a check here when its feature lands. */
+ * cannot run yet sits in this section. Remove a check here when its feature lands. */
+
+/* Optimizers that the training loop runs, indexed by sgk_optimizer_kind. libsgk
+ * implements every one (sgk_optimizer_step); set an entry to true once the training
+ * loop steps with it. */
+static const bool optimizer_in_training_loop[] = { true, true, true, true, true };
+_Static_assert(COUNT(optimizer_in_training_loop) == COUNT(optimizer_names),
+               "one entry per optimizer name");
+
+static sgk_status reject_untrained_optimizer(const sgk_config *c)
+{
+    char available[128] = "";
+
+    if (optimizer_in_training_loop[c->train.optimizer]) return SGK_OK;
+    for (int i = 0; i < COUNT(optimizer_names); i++) {
+        if (!optimizer_in_training_loop[i]) continue;
+        strncat(available, available[0] ? ", " : "", sizeof available - strlen(available) - 1);
+        strncat(available, optimizer_names[i], sizeof available - strlen(available) - 1);
+    }
+    return sgk_error(SGK_ERR_USAGE, "train.optimizer = %s is not yet supported by the training "
+                     "loop of this version; available: %s", optimizer_names[c->train.optimizer],
+                     available);
+}
+
 static sgk_status reject_unimplemented(const sgk_config *c)
 {
     static const char *const message = "%s = %s is not implemented in this version; "
@@ -1114,14 +1165,7 @@ static sgk_status reject_unimplemented(const sgk_config *c)
 
     if (c->train.loss != SGK_LOSS_MSE)
         return sgk_error(SGK_ERR_USAGE, message, "train.loss", loss_names[c->train.loss], "mse");
-    if (c->train.optimizer != SGK_OPT_SGD)
-        return sgk_error(SGK_ERR_USAGE, message, "train.optimizer",
-                         optimizer_names[c->train.optimizer], "sgd");
-    if (c->kernel.path_nodes != 1) {
-        char nodes[16];
-        snprintf(nodes, sizeof nodes, "%d", c->kernel.path_nodes);
-        return sgk_error(SGK_ERR_USAGE, message, "kernel.path_nodes", nodes, "1");
-    }
+    SGK_CHECK(reject_untrained_optimizer(c));
     if (c->data.source == SGK_SOURCE_NETCDF || c->data.source == SGK_SOURCE_CSV)
         return sgk_error(SGK_ERR_USAGE, message, "data.source", source_names[c->data.source],
                          "fashion-mnist, idx, teacher");
@@ -1222,6 +1266,12 @@ static void write_model_and_train(FILE *out, const sgk_config *c)
     fprintf(out, "lr = %s\n", number);
     format_real(c->train.momentum, number, sizeof number);
     fprintf(out, "momentum = %s\n", number);
+    format_real(c->train.beta2, number, sizeof number);
+    fprintf(out, "beta2 = %s\n", number);
+    format_real(c->train.epsilon, number, sizeof number);
+    fprintf(out, "epsilon = %s\n", number);
+    format_real(c->train.temperature, number, sizeof number);
+    fprintf(out, "temperature = %s\n", number);
     if (c->train.batch_size == 0)
         fprintf(out, "batch_size = full\n");
     else
@@ -1247,6 +1297,7 @@ static void write_remaining_sections(FILE *out, const sgk_config *c)
     fprintf(out, "\n\n[kernel]\n");
     fprintf(out, "checkpoints = %d\n", c->kernel.checkpoints);
     fprintf(out, "path_nodes = %d\n", c->kernel.path_nodes);
+    fprintf(out, "drift = %s\n", c->kernel.drift ? "yes" : "no");
     fprintf(out, "block_size = %d\n", c->kernel.block_size);
     fprintf(out, "probe = %ld\n", c->kernel.probe);
 

@@ -1,5 +1,6 @@
-/* Evaluation set: collective loading and the out-of-distribution points that are
- * derived from the training inputs (ood = noise and ood = shift). */
+/* Evaluation set: collective loading, dispatch to the sources, and the
+ * out-of-distribution points that are derived from the training inputs (ood = noise
+ * and ood = shift). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -200,6 +201,64 @@ static sgk_status check_counts(const sgk_config *config)
     return SGK_OK;
 }
 
+/* Translate the [data] keys into the points a netcdf or csv file must supply.
+ * ood = shift takes further test points, as the other sources do. */
+static sgk_status file_request(const sgk_config *config, sgk_file_request *request)
+{
+    const char *source = config->data.source == SGK_SOURCE_NETCDF ? "netcdf" : "csv";
+
+    request->n_train = config->data.n_train;
+    request->n_test = config->data.n_test;
+    request->n_ood = sgk_dataset_ood_count(config);
+    request->ood_origin = SGK_FILE_OOD_NONE;
+
+    /* NOTE: [data] ood has no value that selects the split-2 points of a netcdf file,
+     * so SGK_FILE_OOD_SPLIT is reached only by calling sgk_dataset_read_netcdf. */
+    switch (config->data.ood) {
+    case SGK_OOD_NONE:
+    case SGK_OOD_NOISE:
+        break;
+    case SGK_OOD_SHIFT:
+        request->ood_origin = SGK_FILE_OOD_TEST;
+        break;
+    case SGK_OOD_CLASSES:
+        if (request->n_ood > 0)
+            return sgk_error(SGK_ERR_USAGE, "data.ood = classes:LIST needs class labels, but "
+                             "data.source = %s has none; use ood = none, noise or shift:SCALE",
+                             source);
+        break;
+    }
+
+    if (config->data.path[0] == '\0')
+        return sgk_error(SGK_ERR_USAGE, "data.path is empty; data.source = %s reads its points "
+                         "from the file that data.path names", source);
+    return SGK_OK;
+}
+
+void sgk_file_request_describe(const sgk_file_request *request, char *text, size_t size)
+{
+    int n = snprintf(text, size, "data.n_train = %ld, data.n_test = %ld", request->n_train,
+                     request->n_test);
+    if (n < 0 || (size_t)n >= size)
+        return;
+
+    if (request->ood_origin == SGK_FILE_OOD_TEST)
+        snprintf(text + n, size - (size_t)n, ", data.n_ood = %ld further test points for "
+                 "ood = shift", request->n_ood);
+    else if (request->ood_origin == SGK_FILE_OOD_SPLIT)
+        snprintf(text + n, size - (size_t)n, ", data.n_ood = %ld", request->n_ood);
+}
+
+static sgk_status build_from_file(const sgk_config *config, sgk_dataset *data)
+{
+    sgk_file_request request;
+
+    SGK_CHECK(file_request(config, &request));
+    if (config->data.source == SGK_SOURCE_NETCDF)
+        return sgk_dataset_read_netcdf(config->data.path, &request, data);
+    return sgk_dataset_read_csv(config->data.path, &request, data);
+}
+
 /* Build the whole evaluation set on the calling process. */
 static sgk_status build(const sgk_config *config, sgk_dataset *data)
 {
@@ -215,12 +274,11 @@ static sgk_status build(const sgk_config *config, sgk_dataset *data)
         break;
     case SGK_SOURCE_NETCDF:
     case SGK_SOURCE_CSV:
-        return sgk_error(SGK_ERR_USAGE, "data.source = %s is not available in this version; "
-                         "use fashion-mnist, idx or teacher",
-                         config->data.source == SGK_SOURCE_NETCDF ? "netcdf" : "csv");
+        SGK_CHECK(build_from_file(config, data));
+        break;
     default:
         return sgk_error(SGK_ERR_USAGE, "data.source has the invalid value %d; use "
-                         "fashion-mnist, idx or teacher", (int)config->data.source);
+                         "fashion-mnist, idx, netcdf, csv or teacher", (int)config->data.source);
     }
 
     sgk_status status = SGK_OK;

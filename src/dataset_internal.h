@@ -1,7 +1,8 @@
 /* Private interface between the dataset modules: dataset.c (collective loading,
  * out-of-distribution points derived from the training inputs), dataset_idx.c (IDX
- * folders) and dataset_teacher.c (synthetic teacher network). The builders run on
- * one process and fill a dataset that sgk_dataset_alloc sized. */
+ * folders), dataset_teacher.c (synthetic teacher network), dataset_netcdf.c and
+ * dataset_csv.c (one file of points). The builders run on one process and fill a
+ * dataset that sgk_dataset_alloc sized. */
 #ifndef SGK_DATASET_INTERNAL_H
 #define SGK_DATASET_INTERNAL_H
 
@@ -33,5 +34,35 @@ sgk_status sgk_dataset_build_idx(const sgk_config *config, sgk_dataset *data);
 
 /* Build the evaluation set of source teacher, with the same exceptions. */
 sgk_status sgk_dataset_build_teacher(const sgk_config *config, sgk_dataset *data);
+
+/* Where a file source (netcdf, csv) takes the ood rows of the evaluation set from. */
+typedef enum {
+    SGK_FILE_OOD_NONE,  /* none in the file: no ood rows, or ood = noise rows filled later */
+    SGK_FILE_OOD_TEST,  /* the test points after the first n_test (ood = shift, shifted later) */
+    SGK_FILE_OOD_SPLIT  /* the first points of split 2 (netcdf files with a split variable) */
+} sgk_file_ood;
+
+/* Points a file source takes, in file order. */
+typedef struct {
+    long n_train;
+    long n_test;
+    long n_ood;              /* ood rows of the evaluation set, whatever their origin */
+    sgk_file_ood ood_origin;
+} sgk_file_request;
+
+/* Write the counts of `request` as "data.n_train = 3, data.n_test = 2, ..." for
+ * the messages about files with too few points. */
+void sgk_file_request_describe(const sgk_file_request *request, char *text, size_t size);
+
+/* Build the evaluation set from the NetCDF file `path`: variables x(sample, feature),
+ * y(sample, output) and the optional split(sample). Rows from the file are checked
+ * finite; rows of ood = noise stay 0. */
+sgk_status sgk_dataset_read_netcdf(const char *path, const sgk_file_request *request,
+                                   sgk_dataset *data);
+
+/* Build the evaluation set from the CSV file `path`: one point per row, the features
+ * and then one target. SGK_FILE_OOD_SPLIT is rejected, because CSV has no splits. */
+sgk_status sgk_dataset_read_csv(const char *path, const sgk_file_request *request,
+                                sgk_dataset *data);
 
 #endif

@@ -150,11 +150,16 @@ static sgk_status write_output(const sgk_config *config, const sgk_dataset *data
     return any_failed ? SGK_ERR_IO : SGK_OK;
 }
 
-/* Print this rank's error message, if it has one, and leave. Errors that every rank
- * sees alike are recorded on rank 0 only, so they print once. */
+/* Collective. Print the error once and leave. Rank 0 prints when it holds a message
+ * (errors that every rank sees alike); otherwise each rank that failed prints its own. */
 static int finish(sgk_status status)
 {
-    if (status != SGK_OK && sgk_error_message()[0] != '\0')
+    int rank, rank0_has_message;
+
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    rank0_has_message = status != SGK_OK && sgk_error_message()[0] != '\0';
+    MPI_Bcast(&rank0_has_message, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (status != SGK_OK && sgk_error_message()[0] != '\0' && (rank == 0 || !rank0_has_message))
         sgk_log_any(SGK_LOG_ERROR, "%s", sgk_error_message());
     MPI_Finalize();
     return (int)status;

@@ -8,10 +8,11 @@
 #include "sgk/mlp.h"
 #include "sgk/run.h"
 #include "sgk/spectrum.h"
+#include "drift.h"
 #include "train.h"
 
 static const char *const phase_names[SGK_N_PHASES] = {
-    "data", "train", "kernel", "reduce", "spectrum", "output"
+    "data", "train", "kernel", "drift", "reduce", "spectrum", "output"
 };
 
 const char *sgk_phase_name(int phase)
@@ -179,6 +180,103 @@ static sgk_status check_divergence(MPI_Comm comm, int rank, long first, long n_l
     return SGK_OK;
 }
 
+/* Collective. Sum the drift pairs of every rank on rank 0 in slices that fit an int count. */
+static sgk_status reduce_drift_pairs(MPI_Comm comm, int rank, double *pair, size_t count)
+{
+    const size_t slice = (size_t)1 << 26;
+
+    for (size_t offset = 0; offset < count; offset += slice) {
+        int n = (int)(count - offset < slice ? count - offset : slice);
+        void *send = rank == 0 ? MPI_IN_PLACE : (void *)(pair + offset);
+        if (MPI_Reduce(send, pair + offset, n, MPI_DOUBLE, MPI_SUM, 0, comm) != MPI_SUCCESS)
+            return sgk_error(SGK_ERR_IO, "MPI_Reduce of the drift pairs failed");
+    }
+    return SGK_OK;
+}
+
+/* Rank 0. drift = -sum_i D(x, x_i), remainder = E f_T - E f_0 - drift, kernel machine =
+ * E f_0 + drift, and each point's training points by decreasing |D(x, x_i)|. */
+static sgk_status compute_estimates(const sgk_config *config, const sgk_dataset *data,
+                                    const double *pair, sgk_results *results)
+{
+    long n_samples = data->n_samples, n_train = data->n_train;
+    int n_outputs = data->n_outputs;
+    int k = config->output.retrieval < n_train ? config->output.retrieval : (int)n_train;
+    const double *f_first = results->f_mean;
+    const double *f_last = results->f_mean
+                           + (size_t)(results->n_checkpoints - 1) * n_samples * n_outputs;
+    double *norms = malloc(sizeof(double) * n_train);
+
+    results->retrieval_length = k;
+    results->drift = malloc(sizeof(double) * n_samples * n_outputs);
+    results->remainder = malloc(sizeof(double) * n_samples * n_outputs);
+    results->kernel_machine = malloc(sizeof(double) * n_samples * n_outputs);
+    results->retrieval_index = malloc(sizeof(int) * (n_samples * k + 1));
+    results->retrieval_weight = malloc(sizeof(double) * (n_samples * k + 1));
+    if (!norms || !results->drift || !results->remainder || !results->kernel_machine
+        || !results->retrieval_index || !results->retrieval_weight) {
+        free(norms);
+        return sgk_error(SGK_ERR_IO, "out of memory for the drift estimates");
+    }
+    for (long a = 0; a < n_samples; a++) {
+        const double *row = pair + (size_t)a * n_train * n_outputs;
+
+        for (int o = 0; o < n_outputs; o++) {
+            double sum = 0.0;
+            for (long i = 0; i < n_train; i++) sum += row[i * n_outputs + o];
+            size_t v = (size_t)a * n_outputs + o;
+            results->drift[v] = -sum;
+            results->kernel_machine[v] = f_first[v] + results->drift[v];
+            results->remainder[v] = f_last[v] - f_first[v] - results->drift[v];
+        }
+
+        /* Top k by partial selection: k is small (tens), n up to tens of thousands. */
+        for (long i = 0; i < n_train; i++) {
+            double squares = 0.0;
+            for (int o = 0; o < n_outputs; o++) squares += row[i * n_outputs + o] * row[i * n_outputs + o];
+            norms[i] = sqrt(squares);
+        }
+        for (int j = 0; j < k; j++) {
+            long best = -1;
+            for (long i = 0; i < n_train; i++)
+                if (norms[i] >= 0.0 && (best < 0 || norms[i] > norms[best])) best = i;
+            results->retrieval_index[(size_t)a * k + j] = (int)best;
+            results->retrieval_weight[(size_t)a * k + j] = norms[best];
+            norms[best] = -1.0;
+        }
+    }
+    free(norms);
+    return SGK_OK;
+}
+
+/* Rank 0. Log the size of the remainder against the drift: how well the kernel-machine
+ * form explains the trained ensemble. */
+static void log_estimates(const sgk_dataset *data, const sgk_results *results)
+{
+    int n_outputs = data->n_outputs;
+    double drift2 = 0.0, remainder2 = 0.0, km2 = 0.0, worst = 0.0;
+    const double *f_last = results->f_mean
+                           + (size_t)(results->n_checkpoints - 1) * data->n_samples * n_outputs;
+    long count = 0;
+
+    for (long a = 0; a < data->n_samples; a++) {
+        if (data->split[a] != SGK_SPLIT_TEST) continue;
+        for (int o = 0; o < n_outputs; o++) {
+            size_t v = (size_t)a * n_outputs + o;
+            drift2 += results->drift[v] * results->drift[v];
+            remainder2 += results->remainder[v] * results->remainder[v];
+            double gap = f_last[v] - results->kernel_machine[v];
+            km2 += gap * gap;
+            if (fabs(results->remainder[v]) > worst) worst = fabs(results->remainder[v]);
+            count++;
+        }
+    }
+    if (count == 0) return;
+    sgk_log(SGK_LOG_INFO, "test points (root mean square): |drift| = %.6g, |remainder| = %.6g, "
+            "|E f_T - kernel_machine| = %.6g, max |remainder| = %.3g",
+            sqrt(drift2 / count), sqrt(remainder2 / count), sqrt(km2 / count), worst);
+}
+
 sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                               const sgk_grid *grid, sgk_results *results)
 {
@@ -197,11 +295,14 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     double *kernel_weight = NULL; /* omega_c / R */
     double *f_local = NULL, *loss_train_local = NULL, *loss_test_local = NULL;
     long *diverged_local = NULL;
+    int drift_enabled = config->kernel.drift;
+    sgk_drift drift;              /* this rank's drift pairs, summed over its replicas */
     sgk_status status = SGK_OK;
     double start;
 
     /* 1. Network shape, schedule and the replicas of this rank. */
     memset(results, 0, sizeof *results);
+    memset(&drift, 0, sizeof drift);
     results->n_replicas = n_replicas;
     status = sgk_mlp_create(&net, data->n_features, config->model.widths, config->model.n_hidden,
                             n_outputs, config->model.activation, config->model.parametrization);
@@ -235,6 +336,10 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     }
     if (status == SGK_OK)
         status = sgk_dmatrix_create(grid, n_samples, config->kernel.block_size, &results->sgk);
+    if (status == SGK_OK && drift_enabled) {
+        long batch_size = config->train.batch_size > 0 ? config->train.batch_size : data->n_train;
+        status = sgk_drift_alloc(&net, n_samples, data->n_train, (int)batch_size, &drift);
+    }
     status = agree(comm, status);
     if (status != SGK_OK) goto done;
 
@@ -248,7 +353,8 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     for (long i = 0; n_local > 0 && i < n_samples; i++)
         for (long j = 0; j < i; j++) input_gram[i * n_samples + j] = input_gram[j * n_samples + i];
     plan = (sgk_train_plan){ config, data, &net, input_gram, results->n_checkpoints,
-                             results->checkpoint_step, kernel_weight };
+                             results->checkpoint_step, kernel_weight,
+                             drift_enabled ? &drift : NULL, config->kernel.path_nodes };
     for (long r = 0; r < n_local && status == SGK_OK; r++) {
         record.f = f_local + r * per_replica;
         record.loss_train = loss_train_local + r * results->n_checkpoints;
@@ -257,6 +363,7 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
         diverged_local[r] = record.diverged_step;
         results->phase_seconds[SGK_PHASE_TRAIN] += record.seconds_train;
         results->phase_seconds[SGK_PHASE_KERNEL] += record.seconds_kernel;
+        results->phase_seconds[SGK_PHASE_DRIFT] += record.seconds_drift;
         sgk_log_any(SGK_LOG_DEBUG, "replica %ld done: final train loss %.6g, %.2f s training, "
                     "%.2f s kernels", first + r, record.loss_train[results->n_checkpoints - 1],
                     record.seconds_train, record.seconds_kernel);
@@ -279,11 +386,20 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     if (status == SGK_OK)
         status = gather_losses(comm, grid->n_ranks, n_replicas, results->n_checkpoints,
                                loss_test_local, n_local, results->loss_test, rank);
+    if (status == SGK_OK && drift_enabled)
+        status = reduce_drift_pairs(comm, rank, drift.pair,
+                                    (size_t)n_samples * data->n_train * n_outputs);
     results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
+    if (status == SGK_OK && drift_enabled && rank == 0) {
+        status = compute_estimates(config, data, drift.pair, results);
+        if (status == SGK_OK) log_estimates(data, results);
+    }
+    results->has_drift = drift_enabled;
     status = agree(comm, status);
     if (status != SGK_OK) goto done;
     free(kernel);
     kernel = NULL;
+    sgk_drift_free(&drift);
 
     /* 5. Spectrum of K_n = K_train / n: training points lead the evaluation set. */
     start = sgk_seconds();
@@ -308,6 +424,7 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                 results->eigenvalues[0], results->eigenvalues[results->n_eig - 1]);
 
 done:
+    sgk_drift_free(&drift);
     free(kernel);
     free(input_gram);
     free(kernel_weight);
@@ -328,6 +445,11 @@ void sgk_results_free(sgk_results *results)
     free(results->f_mean);
     free(results->f_var);
     free(results->eigenvalues);
+    free(results->drift);
+    free(results->remainder);
+    free(results->kernel_machine);
+    free(results->retrieval_index);
+    free(results->retrieval_weight);
     sgk_dmatrix_free(&results->sgk);
     memset(results, 0, sizeof *results);
 }

@@ -6,6 +6,7 @@
 
 #include "sgk/log.h"
 #include "sgk/loss.h"
+#include "sgk/optimizer.h"
 #include "sgk/rng.h"
 #include "sgk/tangent.h"
 #include "train.h"
@@ -13,7 +14,10 @@
 /* Buffers of one replica's training, allocated once. */
 typedef struct {
     double *w;          /* parameters */
-    double *grad;       /* sum_i J_i^T r_i over the minibatch */
+    double *w_start;    /* parameters at the start of the step, for path nodes */
+    double *w_node;     /* parameters at a path node w_k + s dw_k */
+    double *grad;       /* sum_i J_i^T r_i over the minibatch, then its mean */
+    double *dw;         /* w_{k+1} - w_k */
     double *xb, *yb;    /* minibatch inputs and targets */
     double *fb, *rb;    /* minibatch outputs and residuals */
     long *batch;        /* minibatch indices into the training points */
@@ -21,12 +25,16 @@ typedef struct {
     sgk_mlp_work batch_work;
     sgk_mlp_work eval_work;
     sgk_factors factors;
+    int factors_current; /* factors hold the evaluation points at the current w */
 } replica_buffers;
 
 static void buffers_free(replica_buffers *b)
 {
     free(b->w);
+    free(b->w_start);
+    free(b->w_node);
     free(b->grad);
+    free(b->dw);
     free(b->xb);
     free(b->yb);
     free(b->fb);
@@ -46,14 +54,17 @@ static sgk_status buffers_alloc(const sgk_train_plan *plan, long batch_size, rep
 
     memset(b, 0, sizeof *b);
     b->w = malloc(sizeof(double) * net->n_params);
+    b->w_start = malloc(sizeof(double) * net->n_params);
+    b->w_node = malloc(sizeof(double) * net->n_params);
     b->grad = malloc(sizeof(double) * net->n_params);
+    b->dw = malloc(sizeof(double) * net->n_params);
     b->xb = malloc(sizeof(double) * batch_size * data->n_features);
     b->yb = malloc(sizeof(double) * batch_size * data->n_outputs);
     b->fb = malloc(sizeof(double) * batch_size * data->n_outputs);
     b->rb = malloc(sizeof(double) * batch_size * data->n_outputs);
     b->batch = malloc(sizeof(long) * batch_size);
     b->scratch = malloc(sizeof(long) * data->n_train);
-    if (!b->w || !b->grad || !b->xb || !b->yb || !b->fb || !b->rb || !b->batch || !b->scratch) {
+    if (!b->w || !b->w_start || !b->w_node || !b->grad || !b->dw || !b->xb || !b->yb || !b->fb || !b->rb || !b->batch || !b->scratch) {
         buffers_free(b);
         return sgk_error(SGK_ERR_IO, "out of memory for the training buffers of %ld parameters",
                          net->n_params);
@@ -87,6 +98,7 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, replica_buf
 
     sgk_mlp_tangent_factors(plan->net, b->w, data->x, (int)n_samples, &b->eval_work,
                             &b->factors, f);
+    b->factors_current = 1;
     record->loss_train[c] = sgk_loss_eval(plan->config->train.loss, f, data->y,
                                           (int)data->n_train, n_outputs, NULL);
     record->loss_test[c] = NAN;
@@ -100,18 +112,19 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, replica_buf
                             (int)n_samples, plan->kernel_weight[c], kernel, (int)n_samples);
 }
 
-/* One SGD step: w -= (lr / B) sum_{i in batch} J_i^T r_i. Returns the minibatch loss. */
-static double sgd_step(const sgk_train_plan *plan, long step, long batch_size, sgk_rng *batch_rng,
-                       replica_buffers *b)
+/* Minibatch, residuals and gradient sum_{i in batch} J_i^T r_i at the current w; leaves
+ * the minibatch's activations and residual-weighted deltas in b->batch_work for the drift.
+ * Returns the minibatch loss. */
+static double minibatch_gradient(const sgk_train_plan *plan, long step, long batch_size,
+                                 sgk_rng *batch_rng, replica_buffers *b)
 {
     const sgk_dataset *data = plan->data;
-    const sgk_config *config = plan->config;
     int n_features = data->n_features;
     int n_outputs = data->n_outputs;
     double loss;
 
-    /* 1. Minibatch: B distinct training points drawn uniformly, from the substream of this step,
-     *    so that a step's batch does not depend on earlier draws. Full batch takes every point. */
+    /* B distinct training points drawn uniformly, from the substream of this step, so that
+     * a step's batch does not depend on earlier draws. Full batch takes every point. */
     if (batch_size == data->n_train) {
         for (long i = 0; i < batch_size; i++) b->batch[i] = i;
     } else {
@@ -124,17 +137,43 @@ static double sgd_step(const sgk_train_plan *plan, long step, long batch_size, s
         memcpy(b->yb + i * n_outputs, data->y + b->batch[i] * n_outputs,
                sizeof(double) * n_outputs);
     }
-
-    /* 2. Residuals and gradient of the minibatch loss. */
     sgk_mlp_forward(plan->net, b->w, b->xb, (int)batch_size, &b->batch_work, b->fb);
-    loss = sgk_loss_eval(config->train.loss, b->fb, b->yb, (int)batch_size, n_outputs, b->rb);
-    if (!isfinite(loss)) return loss;
-    sgk_mlp_backward(plan->net, b->w, b->rb, (int)batch_size, &b->batch_work, b->grad);
-
-    /* 3. Update. */
-    double scale = -config->train.lr / (double)batch_size;
-    for (long p = 0; p < plan->net->n_params; p++) b->w[p] += scale * b->grad[p];
+    loss = sgk_loss_eval(plan->config->train.loss, b->fb, b->yb, (int)batch_size, n_outputs,
+                         b->rb);
+    if (isfinite(loss))
+        sgk_mlp_backward(plan->net, b->w, b->rb, (int)batch_size, &b->batch_work, b->grad);
     return loss;
+}
+
+/* Factors of every evaluation point at parameters w (no outputs kept). */
+static void evaluation_factors(const sgk_train_plan *plan, const double *w, replica_buffers *b)
+{
+    sgk_mlp_tangent_factors(plan->net, w, plan->data->x, (int)plan->data->n_samples,
+                            &b->eval_work, &b->factors, NULL);
+}
+
+/* Drift of this step: scale = (eta_eff / B) / R times J(x_a) P J(x_i)^T r_i, with the
+ * evaluation Jacobian at w_k (one node) or averaged over Gauss-Legendre nodes along
+ * w_k + s dw_k. b->w_start holds w_k and b->w holds w_{k+1}. */
+static void add_step_drift(const sgk_train_plan *plan, long batch_size, double scale,
+                           const double *preconditioner, replica_buffers *b)
+{
+    double nodes[SGK_MAX_PATH_NODES], weights[SGK_MAX_PATH_NODES];
+    long n_params = plan->net->n_params;
+
+    sgk_drift_nodes(plan->path_nodes, nodes, weights);
+    for (int q = 0; q < plan->path_nodes; q++) {
+        if (nodes[q] == 0.0) {
+            if (!b->factors_current) evaluation_factors(plan, b->w_start, b);
+        } else {
+            for (long p = 0; p < n_params; p++)
+                b->w_node[p] = b->w_start[p] + nodes[q] * (b->w[p] - b->w_start[p]);
+            evaluation_factors(plan, b->w_node, b);
+        }
+        sgk_drift_add_step(plan->drift, plan->net, &b->factors, &b->batch_work, b->rb, b->batch,
+                           (int)batch_size, plan->input_gram, preconditioner, scale * weights[q]);
+        b->factors_current = 0;
+    }
 }
 
 sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *kernel,
@@ -146,19 +185,27 @@ sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *k
                                                     : plan->data->n_train;
     unsigned vary = config->ensemble.vary;
     replica_buffers b;
-    sgk_rng init_rng, batch_rng;
+    sgk_rng init_rng, batch_rng, noise_rng;
+    sgk_optimizer optimizer;
     sgk_status status = SGK_OK;
     int next_checkpoint = 0;
+    long n_params = plan->net->n_params;
     double start;
 
     record->diverged_step = -1;
     record->seconds_train = 0.0;
     record->seconds_kernel = 0.0;
+    record->seconds_drift = 0.0;
     for (int c = 0; c < plan->n_checkpoints; c++) {
         record->loss_train[c] = NAN;
         record->loss_test[c] = NAN;
     }
     SGK_CHECK(buffers_alloc(plan, batch_size, &b));
+    status = sgk_optimizer_create(&optimizer, config, plan->net->n_params);
+    if (status != SGK_OK) {
+        buffers_free(&b);
+        return status;
+    }
 
     /* A stream that does not vary between replicas is keyed by replica 0, so every
      * replica draws the same numbers from it. */
@@ -166,16 +213,20 @@ sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *k
                  SGK_RNG_INIT);
     sgk_rng_init(&batch_rng, config->ensemble.seed,
                  (vary & SGK_VARY_BATCH) ? (uint64_t)replica : 0, SGK_RNG_BATCH);
+    sgk_rng_init(&noise_rng, config->ensemble.seed,
+                 (vary & SGK_VARY_NOISE) ? (uint64_t)replica : 0, SGK_RNG_NOISE);
     sgk_mlp_init_params(plan->net, &init_rng, b.w);
 
     for (long step = 0;; step++) {
+        /* 1. Checkpoint: outputs, losses and the weighted tangent kernel at w_k. */
         if (next_checkpoint < plan->n_checkpoints && plan->checkpoint_step[next_checkpoint] == step) {
-            start = sgk_seconds();
-            status = take_checkpoint(plan, next_checkpoint, &b, kernel, record);
-            record->seconds_kernel += sgk_seconds() - start;
-            if (status != SGK_OK) break;
             int c = next_checkpoint++;
             const double *f = record->f + (size_t)c * plan->data->n_samples * plan->data->n_outputs;
+
+            start = sgk_seconds();
+            status = take_checkpoint(plan, c, &b, kernel, record);
+            record->seconds_kernel += sgk_seconds() - start;
+            if (status != SGK_OK) break;
             if (!all_finite(f, plan->data->n_samples * plan->data->n_outputs)) {
                 record->diverged_step = step;
                 break;
@@ -183,14 +234,36 @@ sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *k
         }
         if (step == steps) break;
 
+        /* 2. Minibatch gradient at w_k, then the optimizer's update from its mean. */
         start = sgk_seconds();
-        double loss = sgd_step(plan, step, batch_size, &batch_rng, &b);
-        record->seconds_train += sgk_seconds() - start;
-        if (!isfinite(loss) || !all_finite(b.w, plan->net->n_params)) {
+        double loss = minibatch_gradient(plan, step, batch_size, &batch_rng, &b);
+        if (!isfinite(loss)) {
             record->diverged_step = step;
             break;
         }
+        memcpy(b.w_start, b.w, sizeof(double) * n_params);
+        for (long p = 0; p < n_params; p++) b.grad[p] /= (double)batch_size;
+        double effective_lr;
+        const double *preconditioner;
+        sgk_optimizer_step(&optimizer, b.w, b.grad, &noise_rng, b.dw, &effective_lr,
+                           &preconditioner);
+        record->seconds_train += sgk_seconds() - start;
+        if (!all_finite(b.w, n_params)) {
+            record->diverged_step = step;
+            break;
+        }
+
+        /* 3. Drift of the step, attributed to the minibatch points. */
+        if (plan->drift != NULL) {
+            start = sgk_seconds();
+            add_step_drift(plan, batch_size,
+                           effective_lr / (double)batch_size / (double)config->ensemble.replicas,
+                           preconditioner, &b);
+            record->seconds_drift += sgk_seconds() - start;
+        }
+        b.factors_current = 0;
     }
+    sgk_optimizer_free(&optimizer);
     buffers_free(&b);
     return status;
 }

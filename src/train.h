@@ -6,6 +6,7 @@
 #include "sgk/dataset.h"
 #include "sgk/mlp.h"
 #include "sgk/status.h"
+#include "drift.h"
 
 /* What every replica shares: the data, the network shape and the schedule. */
 typedef struct {
@@ -16,6 +17,8 @@ typedef struct {
     int n_checkpoints;
     const long *checkpoint_step;   /* ascending, first 0, last = steps */
     const double *kernel_weight;   /* omega_c / R: quadrature weight over replicas */
+    sgk_drift *drift;              /* this rank's pair accumulator, NULL: no drift bookkeeping */
+    int path_nodes;                /* Gauss-Legendre nodes along each step for the drift */
 } sgk_train_plan;
 
 /* What one replica leaves behind besides its kernel contribution. */
@@ -26,10 +29,12 @@ typedef struct {
     long diverged_step;     /* first step whose loss or outputs were not finite, -1 if none */
     double seconds_train;   /* wall time in optimizer steps */
     double seconds_kernel;  /* wall time in checkpoint kernels */
+    double seconds_drift;   /* wall time in per-step drift bookkeeping */
 } sgk_replica_record;
 
 /* Train replica `replica` from its own random streams and add
- * kernel_weight[c] * tr_o Theta_c to `kernel` (N x N, row-major) at every checkpoint c.
+ * kernel_weight[c] * tr_o Theta_c to `kernel` (N x N, row-major) at every checkpoint c,
+ * and each step's drift contributions, weighted by 1/R, to plan->drift.
  * A diverged replica stops at the step where it diverged and adds nothing more. */
 sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *kernel,
                              sgk_replica_record *record);

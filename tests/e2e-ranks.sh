@@ -26,7 +26,7 @@ run_at_rank_counts() {
     "$check_eigen" "$work/$name-np1.nc" --rtol 1e-10
     for n in 2 3 4; do
         "$compare" "$work/$name-np1.nc" "$work/$name-np$n.nc" --rtol 1e-12 \
-            sgk eigenvalues f_mean loss_train
+            sgk eigenvalues f_mean loss_train drift kernel_machine
     done
 }
 

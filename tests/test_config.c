@@ -85,6 +85,11 @@ static void test_defaults_validate(void)
     CU_ASSERT_EQUAL(config.data.n_train, 500);
     CU_ASSERT_EQUAL(config.model.n_hidden, 2);
     CU_ASSERT_EQUAL(config.train.batch_size, 32);
+    CU_ASSERT_EQUAL(config.train.optimizer, SGK_OPT_SGD);
+    CU_ASSERT_EQUAL(config.train.momentum, 0.9);
+    CU_ASSERT_EQUAL(config.train.beta2, 0.999);
+    CU_ASSERT_EQUAL(config.train.epsilon, 1e-8);
+    CU_ASSERT_EQUAL(config.train.temperature, 0.0);
     CU_ASSERT_EQUAL(config.ensemble.replicas, 8);
     CU_ASSERT_EQUAL(config.ensemble.vary, SGK_VARY_INIT | SGK_VARY_BATCH);
     CU_ASSERT_EQUAL(config.spectrum.eigenpairs, 0);
@@ -124,6 +129,9 @@ static void check_configs_equal(const sgk_config *a, const sgk_config *b)
     CU_ASSERT_EQUAL(a->train.optimizer, b->train.optimizer);
     CU_ASSERT_EQUAL(a->train.lr, b->train.lr);
     CU_ASSERT_EQUAL(a->train.momentum, b->train.momentum);
+    CU_ASSERT_EQUAL(a->train.beta2, b->train.beta2);
+    CU_ASSERT_EQUAL(a->train.epsilon, b->train.epsilon);
+    CU_ASSERT_EQUAL(a->train.temperature, b->train.temperature);
     CU_ASSERT_EQUAL(a->train.batch_size, b->train.batch_size);
     CU_ASSERT_EQUAL(a->train.steps, b->train.steps);
 
@@ -133,6 +141,7 @@ static void check_configs_equal(const sgk_config *a, const sgk_config *b)
 
     CU_ASSERT_EQUAL(a->kernel.checkpoints, b->kernel.checkpoints);
     CU_ASSERT_EQUAL(a->kernel.path_nodes, b->kernel.path_nodes);
+    CU_ASSERT_EQUAL(a->kernel.drift, b->kernel.drift);
     CU_ASSERT_EQUAL(a->kernel.block_size, b->kernel.block_size);
     CU_ASSERT_EQUAL(a->kernel.probe, b->kernel.probe);
 
@@ -174,9 +183,11 @@ static void test_round_trip_every_key_changed(void)
         "data.teacher_width=3", "data.teacher_noise=0.3333333333333333",
         "model.widths=7,6,5", "model.activation=gelu", "model.parametrization=ntk",
         "model.init_file=/weights/w0.nc", "train.loss=logistic", "train.optimizer=adam",
-        "train.lr=1e-300", "train.momentum=0", "train.batch_size=full", "train.steps=99",
+        "train.lr=1e-300", "train.momentum=0", "train.beta2=0.9999999999999999",
+        "train.epsilon=2.2250738585072014e-308", "train.temperature=0.1",
+        "train.batch_size=full", "train.steps=99",
         "ensemble.replicas=3", "ensemble.seed=0", "ensemble.vary=none",
-        "kernel.checkpoints=2", "kernel.path_nodes=4", "kernel.block_size=1", "kernel.probe=0",
+        "kernel.checkpoints=2", "kernel.path_nodes=4", "kernel.drift=no", "kernel.block_size=1", "kernel.probe=0",
         "spectrum.eigenpairs=17", "spectrum.tolerance=0.1", "spectrum.eigenvectors=yes",
         "output.file=out dir/result.nc", "output.retrieval=0",
     };
@@ -207,9 +218,10 @@ static void test_to_ini_lists_every_key(void)
         "\nood =", "\nn_ood =", "\nseed =", "\nteacher_inputs =", "\nteacher_width =",
         "\nteacher_noise =", "[model]\n", "\nwidths =", "\nactivation =",
         "\nparametrization =", "\ninit_file =", "[train]\n", "\nloss =", "\noptimizer =",
-        "\nlr =", "\nmomentum =", "\nbatch_size =", "\nsteps =", "[ensemble]\n",
+        "\nlr =", "\nmomentum =", "\nbeta2 =", "\nepsilon =",
+        "\ntemperature =", "\nbatch_size =", "\nsteps =", "[ensemble]\n",
         "\nreplicas =", "\nseed =", "\nvary =", "[kernel]\n", "\ncheckpoints =",
-        "\npath_nodes =", "\nblock_size =", "\nprobe =", "[spectrum]\n", "\neigenpairs =",
+        "\npath_nodes =", "\ndrift =", "\nblock_size =", "\nprobe =", "[spectrum]\n", "\neigenpairs =",
         "\ntolerance =", "\neigenvectors =", "[output]\n", "\nfile =", "\nretrieval =",
     };
     sgk_config config;
@@ -231,6 +243,9 @@ static void test_to_ini_lists_every_key(void)
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nbatch_size = 32\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nlr = 0.01\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nbeta2 = 0.999\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nepsilon = 1e-08\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\ntemperature = 0\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\neigenpairs = all\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nvary = init,batch\n"));
     free(text);
@@ -362,6 +377,8 @@ static void test_integer_errors(void)
         { "[ensemble]\nreplicas = 0\n", 2, "ensemble.replicas" },
         { "[kernel]\ncheckpoints = 1\n", 2, "kernel.checkpoints" },
         { "[kernel]\npath_nodes = 0\n", 2, "kernel.path_nodes" },
+        { "[kernel]\npath_nodes = 17\n", 2, "kernel.path_nodes" },
+        { "[kernel]\ndrift = maybe\n", 2, "kernel.drift" },
         { "[kernel]\nblock_size = 0\n", 2, "kernel.block_size" },
         { "[kernel]\nprobe = -1\n", 2, "kernel.probe" },
         { "[spectrum]\neigenpairs = 0\n", 2, "all, or an integer" },
@@ -381,6 +398,14 @@ static void test_real_errors(void)
         { "[train]\nlr = 0\n", 2, "a finite number > 0" },
         { "[train]\nlr = -0.1\n", 2, "train.lr" },
         { "[train]\nmomentum = 1\n", 2, "a finite number >= 0 and < 1" },
+        { "[train]\nbeta2 = 1\n", 2, "\"1\" for train.beta2: expected a finite number >= 0" },
+        { "[train]\nbeta2 = 1\n", 2, "and < 1" },
+        { "[train]\nbeta2 = -0.5\n", 2, "train.beta2" },
+        { "[train]\nepsilon = 0\n", 2, "\"0\" for train.epsilon: expected a finite number > 0" },
+        { "[train]\nepsilon = -1e-8\n", 2, "train.epsilon" },
+        { "[train]\nepsilon = inf\n", 2, "train.epsilon" },
+        { "[train]\ntemperature = -1e-3\n", 2, "a finite number >= 0" },
+        { "[train]\ntemperature = nan\n", 2, "train.temperature" },
         { "[spectrum]\ntolerance = 1\n", 2, "spectrum.tolerance" },
         { "[spectrum]\ntolerance = -1e-3\n", 2, "spectrum.tolerance" },
         { "[data]\nteacher_noise = -0.1\n", 2, "data.teacher_noise" },
@@ -521,6 +546,14 @@ static void test_value_boundaries_accepted(void)
     CU_ASSERT_EQUAL(sgk_config_override(&config, "data.n_train=9223372036854775807"), SGK_OK);
     CU_ASSERT_EQUAL(config.data.n_train, 9223372036854775807L);
     CU_ASSERT_EQUAL(sgk_config_override(&config, "train.momentum=0"), SGK_OK);
+    CU_ASSERT_EQUAL(sgk_config_override(&config, "train.beta2=0"), SGK_OK);
+    CU_ASSERT_EQUAL(config.train.beta2, 0.0);
+    CU_ASSERT_EQUAL(sgk_config_override(&config, "train.epsilon=1e-300"), SGK_OK);
+    CU_ASSERT_EQUAL(config.train.epsilon, 1e-300);
+    CU_ASSERT_EQUAL(sgk_config_override(&config, "train.temperature=0"), SGK_OK);
+    CU_ASSERT_EQUAL(config.train.temperature, 0.0);
+    CU_ASSERT_EQUAL(sgk_config_override(&config, "train.temperature=1e6"), SGK_OK);
+    CU_ASSERT_EQUAL(config.train.temperature, 1e6);
     CU_ASSERT_EQUAL(sgk_config_override(&config, "spectrum.tolerance=0"), SGK_OK);
     CU_ASSERT_EQUAL(sgk_config_override(&config, "data.n_test=0"), SGK_OK);
     CU_ASSERT_EQUAL(sgk_config_override(&config, "spectrum.eigenvectors=ON"), SGK_OK);
@@ -584,8 +617,12 @@ static void test_validate_unimplemented(void)
 {
     CHECK_USAGE(VALIDATE("train.loss=xent"), "train.loss = xent is not implemented");
     CU_ASSERT(message_contains("available: mse"));
-    CHECK_USAGE(VALIDATE("train.optimizer=adam"), "train.optimizer = adam is not implemented");
-    CHECK_USAGE(VALIDATE("kernel.path_nodes=3"), "kernel.path_nodes = 3 is not implemented");
+    CU_ASSERT_EQUAL(VALIDATE("train.optimizer=adam"), SGK_OK);
+    CU_ASSERT_EQUAL(VALIDATE("train.optimizer=sgld", "train.temperature=0.01"), SGK_OK);
+    CU_ASSERT_EQUAL(VALIDATE("train.optimizer=momentum"), SGK_OK);
+    CU_ASSERT_EQUAL(VALIDATE("train.optimizer=rmsprop"), SGK_OK);
+    CU_ASSERT_EQUAL(VALIDATE("kernel.path_nodes=3"), SGK_OK);
+    CU_ASSERT_EQUAL(VALIDATE("kernel.path_nodes=16"), SGK_OK);
     CHECK_USAGE(VALIDATE("data.source=netcdf"), "data.source = netcdf is not implemented");
     CHECK_USAGE(VALIDATE("data.source=csv"), "data.source = csv is not implemented");
     CU_ASSERT(message_contains("fashion-mnist, idx, teacher"));

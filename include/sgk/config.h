@@ -12,6 +12,7 @@ extern "C" {
 #define SGK_MAX_HIDDEN 16    /* hidden layers */
 #define SGK_MAX_CLASSES 64   /* entries of a class list */
 #define SGK_PATH_LEN 4096    /* bytes of a path, terminator included */
+#define SGK_MAX_PATH_NODES 16 /* Gauss-Legendre nodes along a step */
 
 typedef enum {
     SGK_SOURCE_FASHION_MNIST,
@@ -65,7 +66,10 @@ typedef struct {
         sgk_loss_kind loss;
         sgk_optimizer_kind optimizer;
         double lr;
-        double momentum;
+        double momentum;            /* heavy-ball coefficient, Adam's first-moment decay beta1 */
+        double beta2;               /* second-moment decay of adam and rmsprop */
+        double epsilon;             /* added to the root of the second moment (adam, rmsprop) */
+        double temperature;         /* Langevin temperature of sgld, where 0 gives plain SGD */
         long batch_size;            /* 0 means full batch */
         long steps;
     } train;
@@ -76,7 +80,8 @@ typedef struct {
     } ensemble;
     struct {
         int checkpoints;            /* including step 0 and the last step */
-        int path_nodes;
+        int path_nodes;             /* 1: Jacobian at w_k; q >= 2: q-node Gauss-Legendre along the step */
+        int drift;                  /* boolean: per-step drift bookkeeping */
         int block_size;
         long probe;
     } kernel;

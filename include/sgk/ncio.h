@@ -20,8 +20,13 @@ typedef struct {
 } sgk_run_info;
 
 /* Collective. Write every contract variable the run computed to `path`, with the
- * distributed kernel written in parallel by the ranks that own it. Failures are
- * SGK_ERR_IO naming the path and the NetCDF message. */
+ * distributed kernel written in parallel by the ranks that own it. Arrays that are
+ * NULL in `results` on rank 0 (losses, f_mean, f_var, eigenvalues) and a kernel
+ * with n = 0 are left out. Text attributes take rank 0's `info` and `config`.
+ * NetCDF failures are SGK_ERR_IO naming the path, the variable and the NetCDF
+ * message. Inputs that disagree (kernel size, rank 0's dimensions, a NULL array)
+ * are SGK_ERR_USAGE and leave no file. Every rank returns the same status and
+ * message, and a file whose writing failed is removed. */
 sgk_status sgk_output_write(const char *path, const sgk_config *config,
                             const sgk_dataset *data, const sgk_results *results,
                             const sgk_grid *grid, const sgk_run_info *info);

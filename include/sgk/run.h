@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-enum { SGK_PHASE_DATA, SGK_PHASE_TRAIN, SGK_PHASE_KERNEL, SGK_PHASE_REDUCE,
+enum { SGK_PHASE_DATA, SGK_PHASE_TRAIN, SGK_PHASE_KERNEL, SGK_PHASE_DRIFT, SGK_PHASE_REDUCE,
        SGK_PHASE_SPECTRUM, SGK_PHASE_OUTPUT, SGK_N_PHASES };
 
 typedef struct {
@@ -27,6 +27,13 @@ typedef struct {
     double *loss_test;        /* R x C; NaN when there are no test points */
     double *f_mean;           /* C x N x O */
     double *f_var;            /* C x N x O, unbiased over replicas (NaN when R = 1) */
+    int has_drift;            /* the drift bookkeeping ran; the arrays below are set */
+    double *drift;            /* N x O: -sum_i D(x, x_i), the kernel-machine correction */
+    double *remainder;        /* N x O: E f_T - E f_0 - drift, measured */
+    double *kernel_machine;   /* N x O: E f_0 + drift */
+    int retrieval_length;     /* k = min([output] retrieval, n) */
+    int *retrieval_index;     /* N x k: training indices by decreasing |D(x, x_i)| */
+    double *retrieval_weight; /* N x k: |D(x, x_i)|, Euclidean norm over outputs */
     /* Every rank: */
     sgk_dmatrix sgk;          /* N x N, traced over outputs */
     long n_eig;
