@@ -57,25 +57,26 @@ static void replica_block(long n_replicas, int n_ranks, int rank, long *first, l
     *count = end - begin;
 }
 
-/* Collective. Ensemble mean and unbiased variance of the outputs at every checkpoint, on
- * rank 0, from two reductions: the sum, then the sum of squared deviations from the mean. */
-static sgk_status reduce_output_moments(MPI_Comm comm, long n_local, long n_replicas,
-                                        size_t n_values, const double *f_local,
-                                        sgk_results *results, int rank)
+/* Collective. Ensemble mean and unbiased variance over replicas of n_values numbers per
+ * replica (local holds this rank's n_local replicas one after the other), on rank 0, from two
+ * reductions: the sum, then the sum of squared deviations from the mean. */
+static sgk_status reduce_moments(MPI_Comm comm, long n_local, long n_replicas, size_t n_values,
+                                 const double *f_local, double *mean_out, double *var_out,
+                                 int rank)
 {
     double *sum = calloc(n_values, sizeof(double));
     double *mean = malloc(sizeof(double) * n_values);
     sgk_status status = SGK_OK;
 
     if (!sum || !mean) {
-        status = sgk_error(SGK_ERR_IO, "out of memory for the output moments (%zu values)",
+        status = sgk_error(SGK_ERR_IO, "out of memory for the ensemble moments (%zu values)",
                            n_values);
         goto done;
     }
     for (long r = 0; r < n_local; r++)
         for (size_t v = 0; v < n_values; v++) sum[v] += f_local[r * n_values + v];
     if (MPI_Allreduce(sum, mean, (int)n_values, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS) {
-        status = sgk_error(SGK_ERR_IO, "MPI_Allreduce of the output means failed");
+        status = sgk_error(SGK_ERR_IO, "MPI_Allreduce of the ensemble means failed");
         goto done;
     }
     for (size_t v = 0; v < n_values; v++) mean[v] /= (double)n_replicas;
@@ -86,15 +87,15 @@ static sgk_status reduce_output_moments(MPI_Comm comm, long n_local, long n_repl
             double deviation = f_local[r * n_values + v] - mean[v];
             sum[v] += deviation * deviation;
         }
-    if (MPI_Reduce(sum, rank == 0 ? results->f_var : NULL, (int)n_values, MPI_DOUBLE, MPI_SUM,
-                   0, comm) != MPI_SUCCESS) {
-        status = sgk_error(SGK_ERR_IO, "MPI_Reduce of the output variances failed");
+    if (MPI_Reduce(sum, rank == 0 ? var_out : NULL, (int)n_values, MPI_DOUBLE, MPI_SUM, 0,
+                   comm) != MPI_SUCCESS) {
+        status = sgk_error(SGK_ERR_IO, "MPI_Reduce of the ensemble variances failed");
         goto done;
     }
     if (rank == 0) {
         for (size_t v = 0; v < n_values; v++)
-            results->f_var[v] = n_replicas > 1 ? results->f_var[v] / (double)(n_replicas - 1) : NAN;
-        memcpy(results->f_mean, mean, sizeof(double) * n_values);
+            var_out[v] = n_replicas > 1 ? var_out[v] / (double)(n_replicas - 1) : NAN;
+        memcpy(mean_out, mean, sizeof(double) * n_values);
     }
 done:
     free(sum);
@@ -102,9 +103,9 @@ done:
     return status;
 }
 
-/* Collective. Gather every replica's C losses to rank 0 in replica order. */
-static sgk_status gather_losses(MPI_Comm comm, int n_ranks, long n_replicas, int n_checkpoints,
-                                const double *local, long n_local, double *all, int rank)
+/* Collective. Gather every replica's `per_replica` values to rank 0 in replica order. */
+static sgk_status gather_replicas(MPI_Comm comm, int n_ranks, long n_replicas, size_t per_replica,
+                                  const double *local, long n_local, double *all)
 {
     int *counts = malloc(sizeof(int) * n_ranks);
     int *offsets = malloc(sizeof(int) * n_ranks);
@@ -118,13 +119,12 @@ static sgk_status gather_losses(MPI_Comm comm, int n_ranks, long n_replicas, int
     for (int r = 0; r < n_ranks; r++) {
         long first, count;
         replica_block(n_replicas, n_ranks, r, &first, &count);
-        counts[r] = (int)(count * n_checkpoints);
-        offsets[r] = (int)(first * n_checkpoints);
+        counts[r] = (int)(count * per_replica);
+        offsets[r] = (int)(first * per_replica);
     }
-    if (MPI_Gatherv(local, (int)(n_local * n_checkpoints), MPI_DOUBLE, all, counts, offsets,
+    if (MPI_Gatherv(local, (int)(n_local * per_replica), MPI_DOUBLE, all, counts, offsets,
                     MPI_DOUBLE, 0, comm) != MPI_SUCCESS)
-        status = sgk_error(SGK_ERR_IO, "MPI_Gatherv of the replica losses failed");
-    (void)rank;
+        status = sgk_error(SGK_ERR_IO, "MPI_Gatherv of per-replica values failed");
     free(counts);
     free(offsets);
     return status;
@@ -286,6 +286,11 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     int n_outputs = data->n_outputs;
     long n_replicas = config->ensemble.replicas;
     size_t per_replica;           /* outputs stored per replica: C x N x O */
+    size_t per_output;            /* outputs of one checkpoint: N x O */
+    size_t per_probe;             /* probe kernels per replica: C x P x P */
+    long n_probe;                 /* P */
+    double *probe_local = NULL;   /* this rank's replicas' probe kernels */
+    double *probe_gram = NULL;    /* P x P Gram of the probe inputs */
     long first, n_local;          /* this rank's replicas */
     sgk_mlp net;
     sgk_train_plan plan;
@@ -311,6 +316,10 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     if (status != SGK_OK) return status;
     replica_block(n_replicas, grid->n_ranks, rank, &first, &n_local);
     per_replica = (size_t)results->n_checkpoints * n_samples * n_outputs;
+    per_output = (size_t)n_samples * n_outputs;
+    n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
+    per_probe = (size_t)results->n_checkpoints * n_probe * n_probe;
+    results->n_probe = n_probe;
     sgk_log(SGK_LOG_INFO, "network: %d layers, %ld parameters; %ld replicas on %d ranks",
             net.n_layers, net.n_params, n_replicas, grid->n_ranks);
 
@@ -322,8 +331,12 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     loss_test_local = malloc(sizeof(double) * (results->n_checkpoints * n_local + 1));
     diverged_local = malloc(sizeof(long) * (n_local + 1));
     if (n_local > 0) input_gram = malloc(sizeof(double) * (size_t)n_samples * n_samples);
+    probe_local = malloc(sizeof(double) * (per_probe * n_local + 1));
+    probe_gram = malloc(sizeof(double) * (n_probe * n_probe + 1));
+    results->probe_index = malloc(sizeof(long) * (n_probe + 1));
     if (!kernel || !kernel_weight || !f_local || !loss_train_local || !loss_test_local
-        || !diverged_local || (n_local > 0 && !input_gram))
+        || !diverged_local || (n_local > 0 && !input_gram) || !probe_local || !probe_gram
+        || !results->probe_index)
         status = sgk_error(SGK_ERR_IO, "out of memory for the kernel of %ld evaluation points",
                            n_samples);
     if (status == SGK_OK && rank == 0) {
@@ -331,7 +344,11 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
         results->loss_test = malloc(sizeof(double) * n_replicas * results->n_checkpoints);
         results->f_mean = malloc(sizeof(double) * per_replica);
         results->f_var = malloc(sizeof(double) * per_replica);
-        if (!results->loss_train || !results->loss_test || !results->f_mean || !results->f_var)
+        results->f_replica_final = malloc(sizeof(double) * per_output * n_replicas);
+        results->probe_mean = malloc(sizeof(double) * (per_probe + 1));
+        results->probe_var = malloc(sizeof(double) * (per_probe + 1));
+        if (!results->loss_train || !results->loss_test || !results->f_mean || !results->f_var
+            || !results->f_replica_final || !results->probe_mean || !results->probe_var)
             status = sgk_error(SGK_ERR_IO, "out of memory for the ensemble statistics");
     }
     if (status == SGK_OK)
@@ -352,13 +369,30 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                     data->x, data->n_features, 0.0, input_gram, (int)n_samples);
     for (long i = 0; n_local > 0 && i < n_samples; i++)
         for (long j = 0; j < i; j++) input_gram[i * n_samples + j] = input_gram[j * n_samples + i];
-    plan = (sgk_train_plan){ config, data, &net, input_gram, results->n_checkpoints,
-                             results->checkpoint_step, kernel_weight,
-                             drift_enabled ? &drift : NULL, config->kernel.path_nodes };
+    /* Probe points evenly spread over the evaluation set, so they cover every split. */
+    for (long p = 0; p < n_probe; p++) results->probe_index[p] = p * n_samples / n_probe;
+    for (long p = 0; p < n_probe; p++)
+        for (long q = 0; q < n_probe; q++)
+            probe_gram[p * n_probe + q] = n_local > 0 ? input_gram[results->probe_index[p] * n_samples
+                                                                   + results->probe_index[q]]
+                                                      : 0.0;
+    plan = (sgk_train_plan){ .config = config,
+                             .data = data,
+                             .net = &net,
+                             .input_gram = input_gram,
+                             .n_checkpoints = results->n_checkpoints,
+                             .checkpoint_step = results->checkpoint_step,
+                             .kernel_weight = kernel_weight,
+                             .drift = drift_enabled ? &drift : NULL,
+                             .path_nodes = config->kernel.path_nodes,
+                             .n_probe = n_probe,
+                             .probe_index = results->probe_index,
+                             .probe_input_gram = probe_gram };
     for (long r = 0; r < n_local && status == SGK_OK; r++) {
         record.f = f_local + r * per_replica;
         record.loss_train = loss_train_local + r * results->n_checkpoints;
         record.loss_test = loss_test_local + r * results->n_checkpoints;
+        record.probe_kernel = probe_local + r * per_probe;
         status = sgk_replica_train(&plan, first + r, kernel, &record);
         diverged_local[r] = record.diverged_step;
         results->phase_seconds[SGK_PHASE_TRAIN] += record.seconds_train;
@@ -378,14 +412,24 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     start = sgk_seconds();
     status = sgk_dmatrix_reduce_add(&results->sgk, kernel);
     if (status == SGK_OK)
-        status = reduce_output_moments(comm, n_local, n_replicas, per_replica, f_local, results,
-                                       rank);
+        status = reduce_moments(comm, n_local, n_replicas, per_replica, f_local, results->f_mean,
+                                results->f_var, rank);
+    if (status == SGK_OK && n_probe > 0)
+        status = reduce_moments(comm, n_local, n_replicas, per_probe, probe_local,
+                                results->probe_mean, results->probe_var, rank);
     if (status == SGK_OK)
-        status = gather_losses(comm, grid->n_ranks, n_replicas, results->n_checkpoints,
-                               loss_train_local, n_local, results->loss_train, rank);
+        status = gather_replicas(comm, grid->n_ranks, n_replicas, (size_t)results->n_checkpoints,
+                                 loss_train_local, n_local, results->loss_train);
     if (status == SGK_OK)
-        status = gather_losses(comm, grid->n_ranks, n_replicas, results->n_checkpoints,
-                               loss_test_local, n_local, results->loss_test, rank);
+        status = gather_replicas(comm, grid->n_ranks, n_replicas, (size_t)results->n_checkpoints,
+                                 loss_test_local, n_local, results->loss_test);
+    /* The final outputs are the last of each replica's C blocks; pack them contiguously. */
+    for (long r = 0; status == SGK_OK && r < n_local; r++)
+        memmove(f_local + r * per_output, f_local + r * per_replica + per_replica - per_output,
+                sizeof(double) * per_output);
+    if (status == SGK_OK)
+        status = gather_replicas(comm, grid->n_ranks, n_replicas, per_output, f_local, n_local,
+                                 results->f_replica_final);
     if (status == SGK_OK && drift_enabled)
         status = reduce_drift_pairs(comm, rank, drift.pair,
                                     (size_t)n_samples * data->n_train * n_outputs);
@@ -424,6 +468,8 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                 results->eigenvalues[0], results->eigenvalues[results->n_eig - 1]);
 
 done:
+    free(probe_local);
+    free(probe_gram);
     sgk_drift_free(&drift);
     free(kernel);
     free(input_gram);
@@ -450,6 +496,10 @@ void sgk_results_free(sgk_results *results)
     free(results->kernel_machine);
     free(results->retrieval_index);
     free(results->retrieval_weight);
+    free(results->f_replica_final);
+    free(results->probe_index);
+    free(results->probe_mean);
+    free(results->probe_var);
     sgk_dmatrix_free(&results->sgk);
     memset(results, 0, sizeof *results);
 }

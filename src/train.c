@@ -25,6 +25,7 @@ typedef struct {
     sgk_mlp_work batch_work;
     sgk_mlp_work eval_work;
     sgk_factors factors;
+    sgk_factors probe_factors; /* rows of `factors` at the probe points */
     int factors_current; /* factors hold the evaluation points at the current w */
 } replica_buffers;
 
@@ -44,6 +45,7 @@ static void buffers_free(replica_buffers *b)
     sgk_mlp_work_free(&b->batch_work);
     sgk_mlp_work_free(&b->eval_work);
     sgk_factors_free(&b->factors);
+    sgk_factors_free(&b->probe_factors);
 }
 
 static sgk_status buffers_alloc(const sgk_train_plan *plan, long batch_size, replica_buffers *b)
@@ -71,7 +73,9 @@ static sgk_status buffers_alloc(const sgk_train_plan *plan, long batch_size, rep
     }
     if (sgk_mlp_work_alloc(net, (int)batch_size, &b->batch_work) != SGK_OK
         || sgk_mlp_work_alloc(net, (int)n_samples, &b->eval_work) != SGK_OK
-        || sgk_factors_alloc(net, (int)n_samples, &b->factors) != SGK_OK) {
+        || sgk_factors_alloc(net, (int)n_samples, &b->factors) != SGK_OK
+        || sgk_factors_alloc(net, (int)(plan->n_probe > 0 ? plan->n_probe : 1),
+                             &b->probe_factors) != SGK_OK) {
         buffers_free(b);
         return sgk_error(SGK_ERR_IO,
                          "out of memory for the tangent factors of %ld evaluation points",
@@ -85,6 +89,30 @@ static int all_finite(const double *values, long count)
     for (long i = 0; i < count; i++)
         if (!isfinite(values[i])) return 0;
     return 1;
+}
+
+/* Tangent kernel of the probe points, from the rows of the evaluation factors. */
+static sgk_status probe_kernel(const sgk_train_plan *plan, replica_buffers *b, double *out)
+{
+    const sgk_factors *all = &b->factors;
+    sgk_factors *probe = &b->probe_factors;
+    long n_probe = plan->n_probe;
+
+    for (int l = 0; l < all->n_layers; l++) {
+        size_t act_width = (size_t)all->dims[l];
+        size_t delta_width = (size_t)all->n_outputs * all->dims[l + 1];
+        for (long p = 0; p < n_probe; p++) {
+            long a = plan->probe_index[p];
+            memcpy(probe->act[l] + p * act_width, all->act[l] + a * act_width,
+                   sizeof(double) * act_width);
+            memcpy(probe->delta[l] + p * delta_width, all->delta[l] + a * delta_width,
+                   sizeof(double) * delta_width);
+        }
+    }
+    probe->m = (int)n_probe;
+    memset(out, 0, sizeof(double) * n_probe * n_probe);
+    return sgk_tangent_gram(plan->net, probe, probe, plan->probe_input_gram, (int)n_probe, 1.0,
+                            out, (int)n_probe);
 }
 
 /* Outputs, losses and the weighted tangent kernel of all evaluation points at checkpoint c. */
@@ -108,6 +136,9 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, replica_buf
                                              data->y + offset, (int)data->n_test, n_outputs, NULL);
     }
     if (!all_finite(f, n_samples * n_outputs)) return SGK_OK;
+    if (plan->n_probe > 0)
+        SGK_CHECK(probe_kernel(plan, b, record->probe_kernel
+                                            + (size_t)c * plan->n_probe * plan->n_probe));
     return sgk_tangent_gram(plan->net, &b->factors, &b->factors, plan->input_gram,
                             (int)n_samples, plan->kernel_weight[c], kernel, (int)n_samples);
 }

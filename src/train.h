@@ -18,6 +18,9 @@ typedef struct {
     const long *checkpoint_step;   /* ascending, first 0, last = steps */
     const double *kernel_weight;   /* omega_c / R: quadrature weight over replicas */
     sgk_drift *drift;              /* this rank's pair accumulator, NULL: no drift bookkeeping */
+    long n_probe;                  /* P probe points for the kernel-evolution record */
+    const long *probe_index;       /* P evaluation-point indices, ascending */
+    const double *probe_input_gram;/* P x P Gram of the probe inputs */
     int path_nodes;                /* Gauss-Legendre nodes along each step for the drift */
 } sgk_train_plan;
 
@@ -26,6 +29,7 @@ typedef struct {
     double *f;              /* C x N x O outputs at the checkpoints */
     double *loss_train;     /* C */
     double *loss_test;      /* C, NaN without test points */
+    double *probe_kernel;   /* C x P x P: tr_o Theta_c on the probe points, unweighted */
     long diverged_step;     /* first step whose loss or outputs were not finite, -1 if none */
     double seconds_train;   /* wall time in optimizer steps */
     double seconds_kernel;  /* wall time in checkpoint kernels */

@@ -27,6 +27,11 @@ typedef struct {
     double *loss_test;        /* R x C; NaN when there are no test points */
     double *f_mean;           /* C x N x O */
     double *f_var;            /* C x N x O, unbiased over replicas (NaN when R = 1) */
+    double *f_replica_final;  /* R x N x O: every replica's outputs at the last checkpoint */
+    long n_probe;             /* P = min([kernel] probe, N) */
+    long *probe_index;        /* P evaluation-point indices, evenly spread (every rank) */
+    double *probe_mean;       /* C x P x P: ensemble-mean tr_o Theta_c on the probe points */
+    double *probe_var;        /* C x P x P: its unbiased variance over replicas (NaN when R = 1) */
     int has_drift;            /* the drift bookkeeping ran; the arrays below are set */
     double *drift;            /* N x O: -sum_i D(x, x_i), the kernel-machine correction */
     double *remainder;        /* N x O: E f_T - E f_0 - drift, measured */
