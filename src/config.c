@@ -33,6 +33,7 @@ static const char *const activation_names[] = { "relu", "tanh", "erf", "gelu" };
 static const char *const parametrization_names[] = { "standard", "ntk" };
 static const char *const loss_names[] = { "mse", "xent", "logistic" };
 static const char *const optimizer_names[] = { "sgd", "momentum", "adam", "rmsprop", "sgld" };
+static const char *const divergence_names[] = { "stop", "drop" };
 
 #define COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
 
@@ -502,6 +503,15 @@ static sgk_status set_train_batch_size(sgk_config *c, const setting *s)
     return SGK_OK;
 }
 
+static sgk_status set_train_on_divergence(sgk_config *c, const setting *s)
+{
+    int index;
+
+    SGK_CHECK(parse_keyword(s, divergence_names, COUNT(divergence_names), &index));
+    c->train.on_divergence = (sgk_divergence_policy)index;
+    return SGK_OK;
+}
+
 static sgk_status set_train_steps(sgk_config *c, const setting *s)
 {
     return parse_long(s, 1, LONG_MAX, &c->train.steps);
@@ -607,6 +617,21 @@ static sgk_status set_output_file(sgk_config *c, const setting *s)
     return parse_path(s, false, c->output.file);
 }
 
+static sgk_status set_output_checkpoint_every(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->output.checkpoint_every);
+}
+
+static sgk_status set_output_overwrite(sgk_config *c, const setting *s)
+{
+    return parse_bool(s, &c->output.overwrite);
+}
+
+static sgk_status set_output_weights_file(sgk_config *c, const setting *s)
+{
+    return parse_path(s, true, c->output.weights_file);
+}
+
 static sgk_status set_output_retrieval(sgk_config *c, const setting *s)
 {
     return parse_int(s, 0, INT_MAX, &c->output.retrieval);
@@ -649,6 +674,7 @@ static const key_entry key_table[] = {
     { "train", "temperature", set_train_temperature },
     { "train", "batch_size", set_train_batch_size },
     { "train", "steps", set_train_steps },
+    { "train", "on_divergence", set_train_on_divergence },
     { "ensemble", "replicas", set_ensemble_replicas },
     { "ensemble", "seed", set_ensemble_seed },
     { "ensemble", "vary", set_ensemble_vary },
@@ -662,6 +688,9 @@ static const key_entry key_table[] = {
     { "spectrum", "eigenvectors", set_spectrum_eigenvectors },
     { "output", "file", set_output_file },
     { "output", "retrieval", set_output_retrieval },
+    { "output", "checkpoint_every", set_output_checkpoint_every },
+    { "output", "overwrite", set_output_overwrite },
+    { "output", "weights_file", set_output_weights_file },
 };
 
 #define N_KEYS COUNT(key_table)
@@ -764,6 +793,10 @@ void sgk_config_defaults(sgk_config *config)
 
     strcpy(config->output.file, "sgk-out.nc");
     config->output.retrieval = 10;
+    config->output.checkpoint_every = 0.0;
+    config->output.overwrite = 0;
+    config->output.weights_file[0] = '\0';
+    config->train.on_divergence = SGK_DIVERGENCE_STOP;
 }
 
 sgk_status sgk_config_set(sgk_config *config, const char *section, const char *key,
@@ -1277,6 +1310,7 @@ static void write_model_and_train(FILE *out, const sgk_config *c)
     else
         fprintf(out, "batch_size = %ld\n", c->train.batch_size);
     fprintf(out, "steps = %ld\n", c->train.steps);
+    fprintf(out, "on_divergence = %s\n", divergence_names[c->train.on_divergence]);
 }
 
 static void write_remaining_sections(FILE *out, const sgk_config *c)
@@ -1313,6 +1347,10 @@ static void write_remaining_sections(FILE *out, const sgk_config *c)
     fprintf(out, "\n[output]\n");
     fprintf(out, "file = %s\n", c->output.file);
     fprintf(out, "retrieval = %d\n", c->output.retrieval);
+    format_real(c->output.checkpoint_every, number, sizeof number);
+    fprintf(out, "checkpoint_every = %s\n", number);
+    fprintf(out, "overwrite = %s\n", c->output.overwrite ? "yes" : "no");
+    fprintf(out, "weights_file = %s\n", c->output.weights_file);
 }
 
 char *sgk_config_to_ini(const sgk_config *config)

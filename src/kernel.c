@@ -3,8 +3,8 @@
  * Layout: global entry (i, j), 0-based, lives on process row (i / nb) % n_prow and
  * process column (j / nb) % n_pcol, the first block on process (0, 0). A process
  * stores its entries column-major with leading dimension lld = max(1, local_rows).
- * Rank r of the grid communicator is process (r / n_pcol, r % n_pcol), because the
- * BLACS grid is created in row-major order; sgk_grid_create checks this. */
+ * The BLACS grid is row-major, so rank r of the grid communicator is process
+ * (r / n_pcol, r % n_pcol). sgk_grid_create checks this placement. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +121,7 @@ sgk_status sgk_grid_create(MPI_Comm comm, int n_prow, int n_pcol, sgk_grid *grid
     int blacs_prow = -1, blacs_pcol = -1;
     int placed_ok = 0;
     int all_placed_ok = 0;
+    sgk_status status = SGK_OK;
 
     memset(grid, 0, sizeof *grid);
     grid->comm = MPI_COMM_NULL;
@@ -151,8 +152,12 @@ sgk_status sgk_grid_create(MPI_Comm comm, int n_prow, int n_pcol, sgk_grid *grid
     /* 3. BLACS creates its own communicators from ours inside gridinit, and they
      *    keep the fatal error handler because ours changes only now: BLACS never
      *    checks MPI return codes, while our wrappers do. */
-    SGK_CHECK(mpi_check(MPI_Comm_set_errhandler(grid->comm, MPI_ERRORS_RETURN),
-                        "MPI_Comm_set_errhandler"));
+    status = mpi_check(MPI_Comm_set_errhandler(grid->comm, MPI_ERRORS_RETURN),
+                       "MPI_Comm_set_errhandler");
+    if (status != SGK_OK) {
+        sgk_grid_free(grid);
+        return status;
+    }
     Cblacs_gridinfo(grid->context, &grid->n_prow, &grid->n_pcol, &blacs_prow, &blacs_pcol);
     grid->n_ranks = n_ranks;
     grid->rank = rank;
@@ -162,9 +167,13 @@ sgk_status sgk_grid_create(MPI_Comm comm, int n_prow, int n_pcol, sgk_grid *grid
     /* 4. The reduction maps ranks to processes by the row-major formula. */
     placed_ok = grid->n_prow == n_prow && grid->n_pcol == n_pcol &&
                 blacs_prow == rank / n_pcol && blacs_pcol == rank % n_pcol;
-    SGK_CHECK(mpi_check(MPI_Allreduce(&placed_ok, &all_placed_ok, 1, MPI_INT, MPI_LAND,
-                                      grid->comm),
-                        "MPI_Allreduce of the grid placement"));
+    status = mpi_check(MPI_Allreduce(&placed_ok, &all_placed_ok, 1, MPI_INT, MPI_LAND,
+                                     grid->comm),
+                       "MPI_Allreduce of the grid placement");
+    if (status != SGK_OK) {
+        sgk_grid_free(grid);
+        return status;
+    }
     if (!all_placed_ok) {
         sgk_grid_free(grid);
         return sgk_error(SGK_ERR_IO,
@@ -256,7 +265,7 @@ long sgk_dmatrix_global_col(const sgk_dmatrix *matrix, int j)
 }
 
 /* Where each rank's piece of one panel of rows [row_begin, row_end) goes in the
- * reduce-scatter buffer. Rank r's piece holds its rows of the panel times all its
+ * reduce-scatter buffer. Rank r's piece contains its rows of the panel times all its
  * columns, column-major with leading dimension panel_rows[r / n_pcol]. */
 typedef struct {
     long *panel_rows;   /* n_prow entries: rows of the panel each process row owns */

@@ -6,6 +6,7 @@
 
 static int log_rank = 0;
 static sgk_log_level log_max_level = SGK_LOG_INFO;
+static int live_line_shown = 0;
 
 static const char *level_name(sgk_log_level level)
 {
@@ -32,6 +33,7 @@ static void log_write(sgk_log_level level, const char *format, va_list args)
 {
     FILE *stream = level <= SGK_LOG_WARN ? stderr : stdout;
 
+    sgk_log_live_end();
     fprintf(stream, "[%s][%d] ", level_name(level), log_rank);
     vfprintf(stream, format, args);
     fputc('\n', stream);
@@ -56,6 +58,28 @@ void sgk_log_any(sgk_log_level level, const char *format, ...)
     va_start(args, format);
     log_write(level, format, args);
     va_end(args);
+}
+
+void sgk_log_live(const char *format, ...)
+{
+    va_list args;
+
+    if (log_rank != 0 || log_max_level < SGK_LOG_INFO) return;
+    fputs("\r", stdout);
+    va_start(args, format);
+    vfprintf(stdout, format, args);
+    va_end(args);
+    fputs("\033[K", stdout); /* clear the rest of the previous, longer line */
+    fflush(stdout);
+    live_line_shown = 1;
+}
+
+void sgk_log_live_end(void)
+{
+    if (!live_line_shown) return;
+    fputc('\n', stdout);
+    fflush(stdout);
+    live_line_shown = 0;
 }
 
 double sgk_seconds(void)

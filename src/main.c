@@ -1,14 +1,23 @@
 /* sgk-ensemble: command-line driver. */
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sgk/sgk.h"
+#include "sgk/weights.h"
+#include "control.h"
+#include "snapshot.h"
+
+/* Exit status after a signal stopped the run and a snapshot was written (EX_TEMPFAIL of
+ * sysexits.h): the job can be resubmitted with --restart. */
+enum { EXIT_INTERRUPTED = 75 };
 
 static void print_usage(FILE *stream)
 {
@@ -19,16 +28,21 @@ static void print_usage(FILE *stream)
           "\n"
           "  --set SECTION.KEY=VALUE  override one configuration key (repeatable;\n"
           "                           overrides apply after CONFIG, in order)\n"
+          "  --restart FOLDER         resume the run whose snapshot is in FOLDER\n"
+          "                           (<output file>.ckpt); the configuration comes from\n"
+          "                           the snapshot, and CONFIG or --set must agree with it\n"
+          "  --force                  replace an existing output file\n"
           "  --dry-run                validate the configuration and the data, print\n"
-          "                           the plan, and exit without training\n"
+          "                           the estimated memory per rank and run time, and exit\n"
           "  --quiet                  print errors and warnings only\n"
           "  --verbose                print per-replica details too\n"
           "  --help                   print this help and exit\n"
           "  --version                print the version and exit\n"
           "\n"
           "Run it under MPI, e.g. `mpirun -n 4 sgk-ensemble run.ini`: replicas are spread\n"
-          "over the ranks. Exit status: 0 success, 1 bad usage or configuration, 2 bad\n"
-          "input data, 3 numerical failure, 4 I/O failure.\n",
+          "over the ranks. SIGTERM or SIGUSR1 to any rank writes a snapshot and stops.\n"
+          "Exit status: 0 success, 1 bad usage or configuration, 2 bad input data,\n"
+          "3 numerical failure, 4 I/O failure, 75 stopped by a signal after a snapshot.\n",
           stream);
 }
 
@@ -37,6 +51,8 @@ typedef struct {
     const char *config_path;    /* NULL: built-in default */
     const char **overrides;     /* "section.key=value" */
     int n_overrides;
+    const char *restart;        /* snapshot folder, or NULL */
+    int force;
     int dry_run;
     int show_help;
     int show_version;
@@ -59,19 +75,22 @@ static sgk_status parse_options(int argc, char **argv, options *opts)
             opts->show_version = 1;
         } else if (strcmp(arg, "--dry-run") == 0) {
             opts->dry_run = 1;
+        } else if (strcmp(arg, "--force") == 0) {
+            opts->force = 1;
         } else if (strcmp(arg, "--quiet") == 0) {
             opts->log_level = SGK_LOG_WARN;
         } else if (strcmp(arg, "--verbose") == 0) {
             opts->log_level = SGK_LOG_DEBUG;
-        } else if (strcmp(arg, "--set") == 0) {
+        } else if (strcmp(arg, "--set") == 0 || strcmp(arg, "--restart") == 0) {
             if (i + 1 >= argc)
-                return sgk_error(SGK_ERR_USAGE, "--set needs an argument SECTION.KEY=VALUE");
-            opts->overrides[opts->n_overrides++] = argv[++i];
+                return sgk_error(SGK_ERR_USAGE, "%s needs an argument; see sgk-ensemble --help",
+                                 arg);
+            if (arg[2] == 's') opts->overrides[opts->n_overrides++] = argv[++i];
+            else opts->restart = argv[++i];
         } else if (strncmp(arg, "--set=", 6) == 0) {
             opts->overrides[opts->n_overrides++] = arg + 6;
-        } else if (strcmp(arg, "--restart") == 0 || strncmp(arg, "--restart=", 10) == 0) {
-            return sgk_error(SGK_ERR_USAGE,
-                             "--restart is not available in this version; rerun the experiment");
+        } else if (strncmp(arg, "--restart=", 10) == 0) {
+            opts->restart = arg + 10;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return sgk_error(SGK_ERR_USAGE, "unknown option '%s'; see sgk-ensemble --help", arg);
         } else if (opts->config_path != NULL) {
@@ -86,13 +105,65 @@ static sgk_status parse_options(int argc, char **argv, options *opts)
 }
 
 /* Resolve the configuration: defaults, then the file, then the overrides in order. */
-static sgk_status resolve_config(const options *opts, sgk_config *config)
+static sgk_status resolve_config(const options *opts, const char *base_file, sgk_config *config)
 {
     sgk_config_defaults(config);
+    if (base_file) SGK_CHECK(sgk_config_load_file(config, base_file));
     if (opts->config_path) SGK_CHECK(sgk_config_load_file(config, opts->config_path));
     for (int i = 0; i < opts->n_overrides; i++)
         SGK_CHECK(sgk_config_override(config, opts->overrides[i]));
     return sgk_config_validate(config);
+}
+
+/* The first line of `a` that differs from `b`, for the restart refusal message. */
+static void first_difference(const char *a, const char *b, char *line, size_t size)
+{
+    const char *line_start = a;
+
+    while (*a && *a == *b) {
+        if (*a == '\n') line_start = a + 1;
+        a++;
+        b++;
+    }
+    size_t length = strcspn(line_start, "\n");
+    if (length >= size) length = size - 1;
+    memcpy(line, line_start, length);
+    line[length] = '\0';
+}
+
+/* With --restart: take the configuration from the snapshot, check that the command line
+ * agrees with it and that the rank count matches. */
+static sgk_status resolve_restart(const options *opts, int n_ranks, sgk_config *config,
+                                  sgk_snapshot_manifest *manifest)
+{
+    char path[SGK_PATH_LEN + 64];
+    char *stored, *requested;
+
+    SGK_CHECK(sgk_snapshot_read_manifest(opts->restart, manifest));
+    if (strcmp(manifest->version, sgk_version()) != 0)
+        return sgk_error(SGK_ERR_USAGE, "snapshot '%s' was written by sgk-ensemble %s, this is %s; "
+                         "resume it with the same version", opts->restart, manifest->version,
+                         sgk_version());
+    if (manifest->n_ranks != n_ranks)
+        return sgk_error(SGK_ERR_USAGE, "snapshot '%s' was written by %d ranks, this run has %d; "
+                         "resume with %d ranks, because the replica blocks of each rank and the "
+                         "order of the kernel sums depend on the rank count",
+                         opts->restart, manifest->n_ranks, n_ranks, manifest->n_ranks);
+    snprintf(path, sizeof path, "%s/configuration.ini", opts->restart);
+    SGK_CHECK(resolve_config(opts, path, config));
+    stored = manifest->config_ini;
+    requested = sgk_config_to_ini(config);
+    if (!requested) return sgk_error(SGK_ERR_IO, "out of memory for the configuration");
+    if (strcmp(stored, requested) != 0) {
+        char line[256];
+        first_difference(requested, stored, line, sizeof line);
+        free(requested);
+        return sgk_error(SGK_ERR_USAGE, "the configuration differs from the one in snapshot '%s' "
+                         "(first difference: '%s'); a restart must continue the same run: drop "
+                         "the changed CONFIG or --set", opts->restart, line);
+    }
+    free(requested);
+    return SGK_OK;
 }
 
 static char *join_arguments(int argc, char **argv)
@@ -111,20 +182,84 @@ static char *join_arguments(int argc, char **argv)
     return text;
 }
 
-/* Rough peak memory of one rank in bytes: the partial kernel and input Gram (N x N each),
- * the tangent factors and work buffers of N points, stored outputs, and the local part of
- * the distributed kernel with its eigen-solver copies. */
-static double estimate_memory_bytes(const sgk_config *config, const sgk_dataset *data,
-                                    int n_ranks)
+/* Fingerprint of the evaluation set: a restart must see the same data. */
+static uint64_t hash_dataset(const sgk_dataset *data)
 {
-    double n = (double)data->n_samples;
-    double widths = data->n_features + data->n_outputs;
-    double replicas_per_rank = ceil((double)config->ensemble.replicas / n_ranks);
+    uint64_t hash = SGK_HASH_START;
 
-    for (int l = 0; l < config->model.n_hidden; l++) widths += config->model.widths[l];
-    return 8.0 * (2.0 * n * n + n * widths * (3.0 + data->n_outputs)
-                  + replicas_per_rank * config->kernel.checkpoints * n * data->n_outputs
-                  + 4.0 * n * n / n_ranks);
+    hash = sgk_hash_bytes(hash, data->x, sizeof(double) * data->n_samples * data->n_features);
+    hash = sgk_hash_bytes(hash, data->y, sizeof(double) * data->n_samples * data->n_outputs);
+    return sgk_hash_bytes(hash, data->split, sizeof(int) * data->n_samples);
+}
+
+/* Measured dgemm rate of this process in floating-point operations per second, from a
+ * product of 256 x 256 matrices: the scale of the layer products in training. */
+static double measure_dgemm_rate(void)
+{
+    const int n = 256;
+    double *a = malloc(sizeof(double) * n * n), *c = malloc(sizeof(double) * n * n);
+    double rate = 1e9, start;
+
+    if (!a || !c) {
+        free(a);
+        free(c);
+        return rate;
+    }
+    for (int i = 0; i < n * n; i++) a[i] = (double)(i % 7) / 7.0;
+    start = sgk_seconds();
+    for (int repeat = 0; repeat < 4; repeat++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, a, n, a, n, 0.0, c, n);
+    double elapsed = sgk_seconds() - start;
+    if (elapsed > 0.0) rate = 4.0 * 2.0 * n * n * (double)n / elapsed;
+    free(a);
+    free(c);
+    return rate;
+}
+
+/* Estimates for --dry-run: peak bytes per rank and seconds, from the sizes and operation
+ * counts of each phase. They are estimates: the measured rate of a small dgemm stands in for
+ * every BLAS call, and communication is ignored. */
+static void estimate_run(const sgk_config *config, const sgk_dataset *data, int n_ranks,
+                         double *bytes, double *seconds)
+{
+    double n = (double)data->n_samples, n_train = (double)data->n_train;
+    double outputs = data->n_outputs;
+    double replicas_per_rank = ceil((double)config->ensemble.replicas / n_ranks);
+    double batch = config->train.batch_size > 0 ? (double)config->train.batch_size : n_train;
+    double widths = data->n_features + outputs, layer_products = 0.0, factor_width = 0.0;
+    int dims[SGK_MAX_HIDDEN + 2];
+    int n_dims = 0;
+
+    dims[n_dims++] = data->n_features;
+    for (int l = 0; l < config->model.n_hidden; l++) dims[n_dims++] = config->model.widths[l];
+    dims[n_dims++] = data->n_outputs;
+    for (int l = 1; l < n_dims; l++) {
+        layer_products += (double)dims[l] * dims[l - 1];
+        factor_width += outputs * dims[l] + dims[l - 1];
+        if (l < n_dims - 1) widths += dims[l];
+    }
+
+    /* Memory: rank kernel sums and input Gram (N x N each), drift pairs, factors and work
+     * buffers of N points, stored outputs, and the distributed kernel with the eigen-solver's
+     * copies (about 4 N^2 / p). */
+    double drift_pairs = config->kernel.drift ? n * n_train * outputs : 0.0;
+    if (config->train.on_divergence == SGK_DIVERGENCE_DROP) drift_pairs *= 2.0;
+    *bytes = 8.0 * (2.0 * n * n + drift_pairs + n * widths * (3.0 + outputs) + n * factor_width
+                    + replicas_per_rank * config->kernel.checkpoints * n * outputs
+                    + 4.0 * n * n / n_ranks);
+
+    /* Operations per replica: forward and backward passes of the minibatch, tangent factors
+     * of the N points at every checkpoint and at every path node of every step (drift),
+     * the drift products, and the checkpoint Grams; then the eigen-solve of K_n. */
+    double steps = (double)config->train.steps;
+    double factor_pass = 2.0 * n * layer_products * (1.0 + outputs);
+    double per_replica = steps * 6.0 * batch * layer_products
+                         + config->kernel.checkpoints * (factor_pass + n * n * factor_width);
+    if (config->kernel.drift)
+        per_replica += steps * (config->kernel.path_nodes * factor_pass
+                                + 2.0 * n * batch * factor_width);
+    double operations = replicas_per_rank * per_replica + 10.0 * n_train * n_train * n_train / n_ranks;
+    *seconds = operations / measure_dgemm_rate();
 }
 
 /* Collective. Write the results under a temporary name and rename it when complete, so
@@ -146,8 +281,63 @@ static sgk_status write_output(const sgk_config *config, const sgk_dataset *data
         sgk_error(SGK_ERR_IO, "cannot rename '%s' to '%s': %s", temporary, path, strerror(errno));
     }
     MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, grid->comm);
-    if (any_failed && !failed) sgk_error(SGK_ERR_IO, "rank 0 could not rename the output file");
+    if (any_failed && !failed) sgk_error_clear();
     return any_failed ? SGK_ERR_IO : SGK_OK;
+}
+
+/* Rank 0 reads the initial-weights file and broadcasts it. */
+static sgk_status read_initial_weights(const sgk_config *config, const sgk_dataset *data,
+                                       double **weights)
+{
+    sgk_mlp net;
+    int rank, status_code;
+    sgk_status status;
+
+    *weights = NULL;
+    if (config->model.init_file[0] == '\0') return SGK_OK;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    status = sgk_mlp_create(&net, data->n_features, config->model.widths, config->model.n_hidden,
+                            data->n_outputs, config->model.activation,
+                            config->model.parametrization);
+    if (status == SGK_OK) {
+        *weights = malloc(sizeof(double) * net.n_params);
+        if (!*weights) status = sgk_error(SGK_ERR_IO, "out of memory for the initial weights");
+    }
+    if (status == SGK_OK && rank == 0) status = sgk_weights_read(config->model.init_file, &net, *weights);
+    status_code = (int)status;
+    MPI_Bcast(&status_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (status_code != SGK_OK) {
+        if (rank != 0) sgk_error_clear();
+        free(*weights);
+        *weights = NULL;
+        return (sgk_status)status_code;
+    }
+    MPI_Bcast(*weights, (int)net.n_params, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    return SGK_OK;
+}
+
+/* Rank 0 writes replica 0's final weights; every rank learns the status. */
+static sgk_status write_final_weights(const sgk_config *config, const sgk_dataset *data,
+                                      const sgk_results *results, int rank)
+{
+    sgk_status status = SGK_OK;
+    int status_code;
+
+    if (config->output.weights_file[0] == '\0') return SGK_OK;
+    if (rank == 0) {
+        sgk_mlp net;
+        status = sgk_mlp_create(&net, data->n_features, config->model.widths,
+                                config->model.n_hidden, data->n_outputs, config->model.activation,
+                                config->model.parametrization);
+        if (status == SGK_OK && results->final_weights == NULL)
+            status = sgk_error(SGK_ERR_NUMERIC, "replica 0 diverged, so [output] weights_file = "
+                               "%s was not written", config->output.weights_file);
+        if (status == SGK_OK)
+            status = sgk_weights_write(config->output.weights_file, &net, results->final_weights);
+    }
+    status_code = (int)status;
+    MPI_Bcast(&status_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return (sgk_status)status_code;
 }
 
 /* Collective. Print the error once and leave. Rank 0 prints when it holds a message
@@ -165,6 +355,29 @@ static int finish(sgk_status status)
     return (int)status;
 }
 
+/* A batch job that asked for several tasks but started one process per task without MPI
+ * wiring (a plain `srun` without --mpi=pmix, say) gives each process a world of 1, and
+ * they would all run the whole experiment. */
+static sgk_status check_launch(int n_ranks)
+{
+    const char *tasks = getenv("SLURM_NTASKS");
+    const char *step = getenv("SLURM_STEP_ID");
+
+    if (n_ranks != 1 || tasks == NULL || step == NULL) return SGK_OK;
+    long count = strtol(tasks, NULL, 10);
+    if (count > 1)
+        return sgk_error(SGK_ERR_USAGE, "SLURM started this step with %ld tasks (SLURM_NTASKS), "
+                         "but MPI reports a world of 1 rank: the tasks are not connected. Launch "
+                         "with `srun --mpi=pmix` or `mpirun`", count);
+    return SGK_OK;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat info;
+    return stat(path, &info) == 0;
+}
+
 int main(int argc, char **argv)
 {
     options opts;
@@ -173,8 +386,11 @@ int main(int argc, char **argv)
     sgk_grid grid;
     sgk_results results;
     sgk_run_info info;
-    char start_time[32], host[256];
+    sgk_run_options run_options;
+    sgk_snapshot_manifest manifest;
+    char start_time[32], host[256], snapshot_folder[SGK_PATH_LEN + 8];
     char *config_ini = NULL, *command_line = NULL;
+    double *initial_weights = NULL;
     time_t now = time(NULL);
     int rank, n_ranks;
     sgk_status status;
@@ -183,7 +399,9 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
+    sgk_control_install_signals();
     strftime(start_time, sizeof start_time, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    memset(&manifest, 0, sizeof manifest);
 
     /* 1. Command line and configuration. Every rank parses the same input, so every rank
      *    reaches the same verdict; only rank 0 prints it. */
@@ -200,14 +418,23 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 0;
     }
-    status = resolve_config(&opts, &config);
+    status = check_launch(n_ranks);
+    if (status == SGK_OK)
+        status = opts.restart ? resolve_restart(&opts, n_ranks, &config, &manifest)
+                              : resolve_config(&opts, NULL, &config);
+    if (status == SGK_OK && !opts.dry_run && !opts.force && !config.output.overwrite
+        && file_exists(config.output.file))
+        status = sgk_error(SGK_ERR_USAGE, "output file '%s' exists; pass --force or set [output] "
+                           "overwrite = yes to replace it, or choose another [output] file",
+                           config.output.file);
     if (status != SGK_OK) {
         sgk_log(SGK_LOG_ERROR, "%s", sgk_error_message());
+        sgk_snapshot_manifest_free(&manifest);
         MPI_Finalize();
         return (int)status;
     }
     sgk_log(SGK_LOG_INFO, "sgk-ensemble %s on %d ranks, configuration %s", sgk_version(), n_ranks,
-            opts.config_path ? opts.config_path : "built-in default");
+            opts.restart ? opts.restart : opts.config_path ? opts.config_path : "built-in default");
 
     /* 2. Data: rank 0 reads and broadcasts. */
     start = sgk_seconds();
@@ -215,23 +442,32 @@ int main(int argc, char **argv)
     data_seconds = sgk_seconds() - start;
     if (status != SGK_OK) {
         sgk_log(SGK_LOG_ERROR, "%s", sgk_error_message());
+        sgk_snapshot_manifest_free(&manifest);
         MPI_Finalize();
         return (int)status;
     }
     sgk_log(SGK_LOG_INFO, "data: %ld train, %ld test, %ld ood points, %d features, %d outputs",
             data.n_train, data.n_test, data.n_ood, data.n_features, data.n_outputs);
-    if (config.train.batch_size > data.n_train) {
-        sgk_error(SGK_ERR_USAGE, "[train] batch_size = %ld exceeds the %ld training points",
-                  config.train.batch_size, data.n_train);
+    if (opts.restart && manifest.data_hash != hash_dataset(&data))
+        status = sgk_error(SGK_ERR_DATA, "the data differ from those of snapshot '%s': the data "
+                           "files changed since the run started", opts.restart);
+    if (status == SGK_OK) status = read_initial_weights(&config, &data, &initial_weights);
+    if (status != SGK_OK) {
         sgk_log(SGK_LOG_ERROR, "%s", sgk_error_message());
         sgk_dataset_free(&data);
+        sgk_snapshot_manifest_free(&manifest);
         MPI_Finalize();
-        return SGK_ERR_USAGE;
+        return (int)status;
     }
     if (opts.dry_run) {
-        sgk_log(SGK_LOG_INFO, "dry run: configuration and data are valid; estimated peak memory "
-                "per rank %.3g MB; output would go to %s",
-                estimate_memory_bytes(&config, &data, n_ranks) / 1e6, config.output.file);
+        double bytes, seconds;
+        estimate_run(&config, &data, n_ranks, &bytes, &seconds);
+        sgk_log(SGK_LOG_INFO, "dry run: configuration and data are valid");
+        sgk_log(SGK_LOG_INFO, "estimated peak memory per rank = %.3g MB", bytes / 1e6);
+        sgk_log(SGK_LOG_INFO, "estimated run time = %.3g s on %d ranks (from this machine's "
+                "dgemm rate; an estimate)", seconds, n_ranks);
+        sgk_log(SGK_LOG_INFO, "output would go to %s", config.output.file);
+        free(initial_weights);
         sgk_dataset_free(&data);
         MPI_Finalize();
         return 0;
@@ -245,21 +481,44 @@ int main(int argc, char **argv)
     }
     sgk_log(SGK_LOG_INFO, "process grid %d x %d, block size %d", grid.n_prow, grid.n_pcol,
             config.kernel.block_size);
-    status = sgk_run_experiment(&config, &data, &grid, &results);
+    config_ini = sgk_config_to_ini(&config);
+    snprintf(snapshot_folder, sizeof snapshot_folder, "%s.ckpt", config.output.file);
+    run_options = (sgk_run_options){ .snapshot_folder = opts.restart ? opts.restart : snapshot_folder,
+                                     .restart_generation = opts.restart ? manifest.generation : 0,
+                                     .config_ini = config_ini ? config_ini : "",
+                                     .data_hash = hash_dataset(&data),
+                                     .progress = opts.log_level >= SGK_LOG_INFO,
+                                     .initial_weights = initial_weights,
+                                     .keep_first_weights = config.output.weights_file[0] != '\0' };
+    status = sgk_run_experiment(&config, &data, &grid, &run_options, &results);
     results.phase_seconds[SGK_PHASE_DATA] = data_seconds;
 
-    /* 4. Output. */
+    /* 4. Output, or the note that a snapshot waits for --restart. */
+    if (status == SGK_OK && results.interrupted) {
+        sgk_log(SGK_LOG_WARN, "stopped by a signal; snapshot in %s; resume with: sgk-ensemble "
+                "--restart %s", run_options.snapshot_folder, run_options.snapshot_folder);
+        free(config_ini);
+        free(initial_weights);
+        free(opts.overrides);
+        sgk_snapshot_manifest_free(&manifest);
+        sgk_results_free(&results);
+        sgk_dataset_free(&data);
+        sgk_grid_free(&grid);
+        finish(SGK_OK);
+        return EXIT_INTERRUPTED;
+    }
     if (status == SGK_OK) {
         double output_start = sgk_seconds();
-        config_ini = sgk_config_to_ini(&config);
         command_line = join_arguments(argc, argv);
         if (gethostname(host, sizeof host) != 0) strcpy(host, "unknown");
         host[sizeof host - 1] = '\0';
         info = (sgk_run_info){ config_ini ? config_ini : "", command_line ? command_line : "",
                                start_time, host };
         status = write_output(&config, &data, &results, &grid, &info);
+        if (status == SGK_OK) status = write_final_weights(&config, &data, &results, rank);
         results.phase_seconds[SGK_PHASE_OUTPUT] = sgk_seconds() - output_start;
         if (status == SGK_OK) {
+            sgk_snapshot_remove(MPI_COMM_WORLD, run_options.snapshot_folder);
             sgk_log(SGK_LOG_INFO, "wrote %s", config.output.file);
             for (int p = 0; p < SGK_N_PHASES; p++)
                 sgk_log(SGK_LOG_INFO, "wall_time_%s = %.3f s", sgk_phase_name(p),
@@ -268,7 +527,9 @@ int main(int argc, char **argv)
     }
     free(config_ini);
     free(command_line);
+    free(initial_weights);
     free(opts.overrides);
+    sgk_snapshot_manifest_free(&manifest);
     sgk_results_free(&results);
     sgk_dataset_free(&data);
     sgk_grid_free(&grid);

@@ -9,6 +9,7 @@
 #include "sgk/run.h"
 #include "sgk/spectrum.h"
 #include "drift.h"
+#include "ensemble.h"
 #include "train.h"
 
 static const char *const phase_names[SGK_N_PHASES] = {
@@ -45,16 +46,6 @@ static sgk_status make_schedule(const sgk_config *config, sgk_results *results)
         results->quadrature_weight[c] = 0.5 * (left + right);
     }
     return SGK_OK;
-}
-
-/* Replicas go to ranks in contiguous blocks: rank r trains [first, first + count). */
-static void replica_block(long n_replicas, int n_ranks, int rank, long *first, long *count)
-{
-    long begin = n_replicas * rank / n_ranks;
-    long end = n_replicas * (rank + 1) / n_ranks;
-
-    *first = begin;
-    *count = end - begin;
 }
 
 /* Collective. Ensemble mean and unbiased variance over replicas of n_values numbers per
@@ -118,7 +109,7 @@ static sgk_status gather_replicas(MPI_Comm comm, int n_ranks, long n_replicas, s
     }
     for (int r = 0; r < n_ranks; r++) {
         long first, count;
-        replica_block(n_replicas, n_ranks, r, &first, &count);
+        sgk_replica_block(n_replicas, n_ranks, r, &first, &count);
         counts[r] = (int)(count * per_replica);
         offsets[r] = (int)(first * per_replica);
     }
@@ -143,10 +134,12 @@ static sgk_status agree(MPI_Comm comm, sgk_status status)
     return (sgk_status)worst;
 }
 
-/* Collective. Report every diverged replica; a diverged replica must not be averaged into
- * the kernel, so the run fails. The message is recorded on rank 0 only, to print once. */
-static sgk_status check_divergence(MPI_Comm comm, int rank, long first, long n_local, long n_replicas,
-                                   const long *diverged_local)
+/* Collective. Report every diverged replica with its step, mark it in `dropped`, and count
+ * the accepted ones. The run fails when all replicas diverged, or any did and `strict` (the
+ * stop policy) is set. The message is recorded on rank 0 only, to print once. */
+static sgk_status check_divergence(MPI_Comm comm, int rank, long first, long n_local,
+                                   long n_replicas, const long *diverged_local, int strict,
+                                   int *dropped, long *n_accepted)
 {
     long *diverged = malloc(sizeof(long) * n_replicas);
     long *mine = malloc(sizeof(long) * n_replicas);
@@ -161,23 +154,29 @@ static sgk_status check_divergence(MPI_Comm comm, int rank, long first, long n_l
     for (long r = 0; r < n_local; r++) mine[first + r] = diverged_local[r];
     MPI_Allreduce(mine, diverged, (int)n_replicas, MPI_LONG, MPI_MAX, comm);
     for (long r = 0; r < n_replicas; r++) {
+        dropped[r] = diverged[r] >= 0;
         if (diverged[r] < 0) continue;
         n_diverged++;
-        sgk_log(SGK_LOG_ERROR, "replica %ld diverged: loss or outputs not finite at step %ld", r,
-                diverged[r]);
+        sgk_log(strict ? SGK_LOG_ERROR : SGK_LOG_WARN,
+                "replica %ld diverged: loss or outputs not finite at step %ld%s", r, diverged[r],
+                strict ? "" : "; dropped from the ensemble");
     }
     free(diverged);
     free(mine);
-    if (n_diverged > 0 && rank != 0) {
+    *n_accepted = n_replicas - n_diverged;
+    if (n_diverged == 0 || (!strict && n_diverged < n_replicas)) return SGK_OK;
+    if (rank != 0) {
         sgk_error_clear();
         return SGK_ERR_NUMERIC;
     }
-    if (n_diverged > 0)
-        return sgk_error(SGK_ERR_NUMERIC,
-                         "%ld of %ld replicas diverged (non-finite loss or outputs); lower "
-                         "[train] lr or check the inputs",
-                         n_diverged, n_replicas);
-    return SGK_OK;
+    if (n_diverged == n_replicas)
+        return sgk_error(SGK_ERR_NUMERIC, "all %ld replicas diverged (non-finite loss or outputs); "
+                         "lower [train] lr or check the inputs", n_replicas);
+    return sgk_error(SGK_ERR_NUMERIC,
+                     "%ld of %ld replicas diverged (non-finite loss or outputs) and [train] "
+                     "on_divergence = stop; lower [train] lr, or set on_divergence = drop to "
+                     "continue without them",
+                     n_diverged, n_replicas);
 }
 
 /* Collective. Sum the drift pairs of every rank on rank 0 in slices that fit an int count. */
@@ -277,69 +276,35 @@ static void log_estimates(const sgk_dataset *data, const sgk_results *results)
             sqrt(drift2 / count), sqrt(remainder2 / count), sqrt(km2 / count), worst);
 }
 
-sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
-                              const sgk_grid *grid, sgk_results *results)
-{
-    MPI_Comm comm = grid->comm;
-    int rank = grid->rank;
-    long n_samples = data->n_samples;
-    int n_outputs = data->n_outputs;
-    long n_replicas = config->ensemble.replicas;
-    size_t per_replica;           /* outputs stored per replica: C x N x O */
-    size_t per_output;            /* outputs of one checkpoint: N x O */
-    size_t per_probe;             /* probe kernels per replica: C x P x P */
-    long n_probe;                 /* P */
-    double *probe_local = NULL;   /* this rank's replicas' probe kernels */
-    double *probe_gram = NULL;    /* P x P Gram of the probe inputs */
-    long first, n_local;          /* this rank's replicas */
+/* Buffers the driver owns besides the ensemble's. */
+typedef struct {
     sgk_mlp net;
-    sgk_train_plan plan;
-    sgk_replica_record record;
-    double *kernel = NULL;        /* this rank's N x N partial kernel */
-    double *input_gram = NULL;    /* <x_a, x_b>, shared by every checkpoint */
-    double *kernel_weight = NULL; /* omega_c / R */
-    double *f_local = NULL, *loss_train_local = NULL, *loss_test_local = NULL;
-    long *diverged_local = NULL;
-    int drift_enabled = config->kernel.drift;
-    sgk_drift drift;              /* this rank's drift pairs, summed over its replicas */
-    sgk_status status = SGK_OK;
-    double start;
+    double *input_gram;         /* N x N, <x_a, x_b>, shared by every checkpoint */
+    double *probe_gram;         /* P x P, the same on the probe points */
+    double *kernel_weight;      /* C: omega_c / R */
+} run_buffers;
 
-    /* 1. Network shape, schedule and the replicas of this rank. */
-    memset(results, 0, sizeof *results);
-    memset(&drift, 0, sizeof drift);
-    results->n_replicas = n_replicas;
-    status = sgk_mlp_create(&net, data->n_features, config->model.widths, config->model.n_hidden,
-                            n_outputs, config->model.activation, config->model.parametrization);
-    if (status == SGK_OK) status = make_schedule(config, results);
-    status = agree(comm, status);
-    if (status != SGK_OK) return status;
-    replica_block(n_replicas, grid->n_ranks, rank, &first, &n_local);
-    per_replica = (size_t)results->n_checkpoints * n_samples * n_outputs;
-    per_output = (size_t)n_samples * n_outputs;
-    n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
-    per_probe = (size_t)results->n_checkpoints * n_probe * n_probe;
-    results->n_probe = n_probe;
-    sgk_log(SGK_LOG_INFO, "network: %d layers, %ld parameters; %ld replicas on %d ranks",
-            net.n_layers, net.n_params, n_replicas, grid->n_ranks);
+static void run_buffers_free(run_buffers *buffers)
+{
+    free(buffers->input_gram);
+    free(buffers->probe_gram);
+    free(buffers->kernel_weight);
+}
 
-    /* 2. Buffers. Every rank holds an N x N partial kernel, zero when it trains no replica. */
-    kernel = calloc((size_t)n_samples * n_samples, sizeof(double));
-    kernel_weight = malloc(sizeof(double) * results->n_checkpoints);
-    f_local = malloc(sizeof(double) * (per_replica * n_local + 1));
-    loss_train_local = malloc(sizeof(double) * (results->n_checkpoints * n_local + 1));
-    loss_test_local = malloc(sizeof(double) * (results->n_checkpoints * n_local + 1));
-    diverged_local = malloc(sizeof(long) * (n_local + 1));
-    if (n_local > 0) input_gram = malloc(sizeof(double) * (size_t)n_samples * n_samples);
-    probe_local = malloc(sizeof(double) * (per_probe * n_local + 1));
-    probe_gram = malloc(sizeof(double) * (n_probe * n_probe + 1));
-    results->probe_index = malloc(sizeof(long) * (n_probe + 1));
-    if (!kernel || !kernel_weight || !f_local || !loss_train_local || !loss_test_local
-        || !diverged_local || (n_local > 0 && !input_gram) || !probe_local || !probe_gram
-        || !results->probe_index)
-        status = sgk_error(SGK_ERR_IO, "out of memory for the kernel of %ld evaluation points",
-                           n_samples);
-    if (status == SGK_OK && rank == 0) {
+/* Allocate the results every rank holds and the rank-0 statistics. */
+static sgk_status allocate_results(const sgk_config *config, const sgk_dataset *data,
+                                   const sgk_grid *grid, sgk_results *results)
+{
+    long n_replicas = config->ensemble.replicas;
+    size_t per_output = (size_t)data->n_samples * data->n_outputs;
+    size_t per_replica = (size_t)results->n_checkpoints * per_output;
+    size_t per_probe = (size_t)results->n_checkpoints * results->n_probe * results->n_probe;
+
+    results->probe_index = malloc(sizeof(long) * (results->n_probe + 1));
+    results->replica_dropped = calloc((size_t)n_replicas, sizeof(int));
+    if (!results->probe_index || !results->replica_dropped)
+        return sgk_error(SGK_ERR_IO, "out of memory for the probe set");
+    if (grid->rank == 0) {
         results->loss_train = malloc(sizeof(double) * n_replicas * results->n_checkpoints);
         results->loss_test = malloc(sizeof(double) * n_replicas * results->n_checkpoints);
         results->f_mean = malloc(sizeof(double) * per_replica);
@@ -349,135 +314,264 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
         results->probe_var = malloc(sizeof(double) * (per_probe + 1));
         if (!results->loss_train || !results->loss_test || !results->f_mean || !results->f_var
             || !results->f_replica_final || !results->probe_mean || !results->probe_var)
-            status = sgk_error(SGK_ERR_IO, "out of memory for the ensemble statistics");
+            return sgk_error(SGK_ERR_IO, "out of memory for the ensemble statistics");
     }
-    if (status == SGK_OK)
-        status = sgk_dmatrix_create(grid, n_samples, config->kernel.block_size, &results->sgk);
-    if (status == SGK_OK && drift_enabled) {
-        long batch_size = config->train.batch_size > 0 ? config->train.batch_size : data->n_train;
-        status = sgk_drift_alloc(&net, n_samples, data->n_train, (int)batch_size, &drift);
-    }
-    status = agree(comm, status);
-    if (status != SGK_OK) goto done;
+    return sgk_dmatrix_create(grid, data->n_samples, config->kernel.block_size, &results->sgk);
+}
 
-    /* 3. Train this rank's replicas. Each adds omega_c / R times its checkpoint kernels. */
-    start = sgk_seconds();
+/* The input Grams (only ranks that train need them) and the quadrature weights over R. */
+static sgk_status prepare_plan(const sgk_config *config, const sgk_dataset *data,
+                               const sgk_results *results, long n_local, run_buffers *buffers,
+                               sgk_train_plan *plan)
+{
+    long n_samples = data->n_samples, n_probe = results->n_probe;
+
+    buffers->kernel_weight = malloc(sizeof(double) * results->n_checkpoints);
+    buffers->probe_gram = calloc((size_t)n_probe * n_probe + 1, sizeof(double));
+    if (n_local > 0) buffers->input_gram = malloc(sizeof(double) * (size_t)n_samples * n_samples);
+    if (!buffers->kernel_weight || !buffers->probe_gram || (n_local > 0 && !buffers->input_gram))
+        return sgk_error(SGK_ERR_IO, "out of memory for the input Gram of %ld points", n_samples);
+
     for (int c = 0; c < results->n_checkpoints; c++)
-        kernel_weight[c] = results->quadrature_weight[c] / (double)n_replicas;
-    if (n_local > 0)
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n_samples, data->n_features, 1.0,
-                    data->x, data->n_features, 0.0, input_gram, (int)n_samples);
-    for (long i = 0; n_local > 0 && i < n_samples; i++)
-        for (long j = 0; j < i; j++) input_gram[i * n_samples + j] = input_gram[j * n_samples + i];
-    /* Probe points evenly spread over the evaluation set, so they cover every split. */
-    for (long p = 0; p < n_probe; p++) results->probe_index[p] = p * n_samples / n_probe;
-    for (long p = 0; p < n_probe; p++)
-        for (long q = 0; q < n_probe; q++)
-            probe_gram[p * n_probe + q] = n_local > 0 ? input_gram[results->probe_index[p] * n_samples
-                                                                   + results->probe_index[q]]
-                                                      : 0.0;
-    plan = (sgk_train_plan){ .config = config,
-                             .data = data,
-                             .net = &net,
-                             .input_gram = input_gram,
-                             .n_checkpoints = results->n_checkpoints,
-                             .checkpoint_step = results->checkpoint_step,
-                             .kernel_weight = kernel_weight,
-                             .drift = drift_enabled ? &drift : NULL,
-                             .path_nodes = config->kernel.path_nodes,
-                             .n_probe = n_probe,
-                             .probe_index = results->probe_index,
-                             .probe_input_gram = probe_gram };
-    for (long r = 0; r < n_local && status == SGK_OK; r++) {
-        record.f = f_local + r * per_replica;
-        record.loss_train = loss_train_local + r * results->n_checkpoints;
-        record.loss_test = loss_test_local + r * results->n_checkpoints;
-        record.probe_kernel = probe_local + r * per_probe;
-        status = sgk_replica_train(&plan, first + r, kernel, &record);
-        diverged_local[r] = record.diverged_step;
-        results->phase_seconds[SGK_PHASE_TRAIN] += record.seconds_train;
-        results->phase_seconds[SGK_PHASE_KERNEL] += record.seconds_kernel;
-        results->phase_seconds[SGK_PHASE_DRIFT] += record.seconds_drift;
-        sgk_log_any(SGK_LOG_DEBUG, "replica %ld done: final train loss %.6g, %.2f s training, "
-                    "%.2f s kernels", first + r, record.loss_train[results->n_checkpoints - 1],
-                    record.seconds_train, record.seconds_kernel);
+        buffers->kernel_weight[c] = results->quadrature_weight[c]
+                                    / (double)config->ensemble.replicas;
+    if (n_local > 0) {
+        double *gram = buffers->input_gram;
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n_samples, data->n_features,
+                    1.0, data->x, data->n_features, 0.0, gram, (int)n_samples);
+        for (long i = 0; i < n_samples; i++)
+            for (long j = 0; j < i; j++) gram[i * n_samples + j] = gram[j * n_samples + i];
+        for (long p = 0; p < n_probe; p++)
+            for (long q = 0; q < n_probe; q++)
+                buffers->probe_gram[p * n_probe + q] =
+                    gram[results->probe_index[p] * n_samples + results->probe_index[q]];
     }
-    sgk_log(SGK_LOG_INFO, "rank 0 trained %ld replicas in %.2f s", n_local, sgk_seconds() - start);
-    status = agree(comm, status);
-    if (status == SGK_OK) status = check_divergence(comm, rank, first, n_local, n_replicas,
-                                                    diverged_local);
-    if (status != SGK_OK) goto done;
+    *plan = (sgk_train_plan){ .config = config,
+                              .data = data,
+                              .net = &buffers->net,
+                              .input_gram = buffers->input_gram,
+                              .n_checkpoints = results->n_checkpoints,
+                              .checkpoint_step = results->checkpoint_step,
+                              .kernel_weight = buffers->kernel_weight,
+                              .path_nodes = config->kernel.path_nodes,
+                              .n_probe = n_probe,
+                              .probe_index = results->probe_index,
+                              .probe_input_gram = buffers->probe_gram,
+                              .initial_weights = NULL };
+    return SGK_OK;
+}
 
-    /* 4. Reduce the partial kernels into the block-cyclic matrix, and the ensemble statistics to rank 0. */
-    start = sgk_seconds();
-    status = sgk_dmatrix_reduce_add(&results->sgk, kernel);
+/* Move the accepted replicas' values (per_replica each) to the front, in order. */
+static long compact_accepted(double *values, size_t per_replica, const long *diverged, long count)
+{
+    long kept = 0;
+
+    for (long r = 0; r < count; r++) {
+        if (diverged[r] >= 0) continue;
+        if (kept != r) memmove(values + kept * per_replica, values + r * per_replica,
+                               sizeof(double) * per_replica);
+        kept++;
+    }
+    return kept;
+}
+
+/* Collective. Reduce the rank sums and per-replica records of the trained ensemble into
+ * the results: kernel, outputs, probe kernels, losses, drift. Dropped replicas are left out
+ * and the sums rescaled from R to the accepted count. */
+static sgk_status reduce_ensemble(const sgk_config *config, const sgk_dataset *data,
+                                  const sgk_grid *grid, sgk_ensemble *ensemble, long n_accepted,
+                                  sgk_results *results)
+{
+    MPI_Comm comm = grid->comm;
+    int rank = grid->rank;
+    long n_samples = data->n_samples, n_replicas = config->ensemble.replicas;
+    size_t per_output = (size_t)n_samples * data->n_outputs;
+    size_t pair_count = (size_t)n_samples * data->n_train * data->n_outputs;
+    sgk_status status;
+
+    /* 1. Sums were weighted by 1/R; with dropped replicas the mean is over the accepted. */
+    if (n_accepted < n_replicas) {
+        double scale = (double)n_replicas / (double)n_accepted;
+        for (size_t i = 0; i < (size_t)n_samples * n_samples; i++) ensemble->kernel[i] *= scale;
+        for (size_t i = 0; ensemble->drift.pair && i < pair_count; i++)
+            ensemble->drift.pair[i] *= scale;
+    }
+    status = sgk_dmatrix_reduce_add(&results->sgk, ensemble->kernel);
+
+    /* 2. Losses and final outputs of every replica, dropped ones included (NaN after their
+     *    divergence), in replica order on rank 0. */
     if (status == SGK_OK)
-        status = reduce_moments(comm, n_local, n_replicas, per_replica, f_local, results->f_mean,
-                                results->f_var, rank);
-    if (status == SGK_OK && n_probe > 0)
-        status = reduce_moments(comm, n_local, n_replicas, per_probe, probe_local,
+        status = gather_replicas(comm, grid->n_ranks, n_replicas, (size_t)results->n_checkpoints,
+                                 ensemble->loss_train_local, ensemble->n_local, results->loss_train);
+    if (status == SGK_OK)
+        status = gather_replicas(comm, grid->n_ranks, n_replicas, (size_t)results->n_checkpoints,
+                                 ensemble->loss_test_local, ensemble->n_local, results->loss_test);
+    {
+        double *final = malloc(sizeof(double) * (per_output * ensemble->n_local + 1));
+        if (!final) status = sgk_error(SGK_ERR_IO, "out of memory for the final outputs");
+        for (long r = 0; final && r < ensemble->n_local; r++)
+            memcpy(final + r * per_output,
+                   ensemble->f_local + (r + 1) * ensemble->per_replica - per_output,
+                   sizeof(double) * per_output);
+        status = agree(comm, status);
+        if (status == SGK_OK)
+            status = gather_replicas(comm, grid->n_ranks, n_replicas, per_output, final,
+                                     ensemble->n_local, results->f_replica_final);
+        free(final);
+    }
+
+    /* 3. Moments over the accepted replicas only. */
+    long kept = compact_accepted(ensemble->f_local, ensemble->per_replica,
+                                 ensemble->diverged_local, ensemble->n_local);
+    compact_accepted(ensemble->probe_local, ensemble->per_probe, ensemble->diverged_local,
+                     ensemble->n_local);
+    if (status == SGK_OK)
+        status = reduce_moments(comm, kept, n_accepted, ensemble->per_replica, ensemble->f_local,
+                                results->f_mean, results->f_var, rank);
+    if (status == SGK_OK && results->n_probe > 0)
+        status = reduce_moments(comm, kept, n_accepted, ensemble->per_probe, ensemble->probe_local,
                                 results->probe_mean, results->probe_var, rank);
-    if (status == SGK_OK)
-        status = gather_replicas(comm, grid->n_ranks, n_replicas, (size_t)results->n_checkpoints,
-                                 loss_train_local, n_local, results->loss_train);
-    if (status == SGK_OK)
-        status = gather_replicas(comm, grid->n_ranks, n_replicas, (size_t)results->n_checkpoints,
-                                 loss_test_local, n_local, results->loss_test);
-    /* The final outputs are the last of each replica's C blocks; pack them contiguously. */
-    for (long r = 0; status == SGK_OK && r < n_local; r++)
-        memmove(f_local + r * per_output, f_local + r * per_replica + per_replica - per_output,
-                sizeof(double) * per_output);
-    if (status == SGK_OK)
-        status = gather_replicas(comm, grid->n_ranks, n_replicas, per_output, f_local, n_local,
-                                 results->f_replica_final);
-    if (status == SGK_OK && drift_enabled)
-        status = reduce_drift_pairs(comm, rank, drift.pair,
-                                    (size_t)n_samples * data->n_train * n_outputs);
-    results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
-    if (status == SGK_OK && drift_enabled && rank == 0) {
-        status = compute_estimates(config, data, drift.pair, results);
+
+    /* 4. Drift pairs, summed on rank 0, and the estimates made from them. */
+    if (status == SGK_OK && ensemble->drift.pair)
+        status = reduce_drift_pairs(comm, rank, ensemble->drift.pair, pair_count);
+    if (status == SGK_OK && ensemble->drift.pair && rank == 0) {
+        status = compute_estimates(config, data, ensemble->drift.pair, results);
         if (status == SGK_OK) log_estimates(data, results);
     }
-    results->has_drift = drift_enabled;
-    status = agree(comm, status);
-    if (status != SGK_OK) goto done;
-    free(kernel);
-    kernel = NULL;
-    sgk_drift_free(&drift);
+    results->has_drift = ensemble->drift.pair != NULL;
+    return agree(comm, status);
+}
 
-    /* 5. Spectrum of K_n = K_train / n: training points lead the evaluation set. */
-    start = sgk_seconds();
-    {
-        sgk_dmatrix train_block;
-        results->n_eig = data->n_train;
-        results->eigenvalues = malloc(sizeof(double) * data->n_train);
-        if (!results->eigenvalues)
-            status = sgk_error(SGK_ERR_IO, "out of memory for %ld eigenvalues", data->n_train);
-        status = agree(comm, status);
-        if (status != SGK_OK) goto done;
-        status = sgk_dmatrix_leading_block(&results->sgk, data->n_train,
-                                           1.0 / (double)data->n_train, &train_block);
-        if (status == SGK_OK) {
-            status = sgk_spectrum_eigh(&train_block, results->eigenvalues, NULL);
-            sgk_dmatrix_free(&train_block);
-        }
+/* Collective. Solve the spectrum of K_n = K_train / n: training points lead the set. */
+static sgk_status solve_spectrum(const sgk_dataset *data, const sgk_grid *grid,
+                                 sgk_results *results)
+{
+    sgk_dmatrix train_block;
+    sgk_status status = SGK_OK;
+
+    results->n_eig = data->n_train;
+    results->eigenvalues = malloc(sizeof(double) * data->n_train);
+    if (!results->eigenvalues)
+        status = sgk_error(SGK_ERR_IO, "out of memory for %ld eigenvalues", data->n_train);
+    status = agree(grid->comm, status);
+    if (status != SGK_OK) return status;
+    status = sgk_dmatrix_leading_block(&results->sgk, data->n_train, 1.0 / (double)data->n_train,
+                                       &train_block);
+    if (status == SGK_OK) {
+        status = sgk_spectrum_eigh(&train_block, results->eigenvalues, NULL);
+        sgk_dmatrix_free(&train_block);
     }
-    results->phase_seconds[SGK_PHASE_SPECTRUM] = sgk_seconds() - start;
     if (status == SGK_OK)
         sgk_log(SGK_LOG_INFO, "spectrum of K_train / n: lambda_1 = %.6g, lambda_n = %.6g",
                 results->eigenvalues[0], results->eigenvalues[results->n_eig - 1]);
+    return status;
+}
+
+sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
+                              const sgk_grid *grid, const sgk_run_options *options,
+                              sgk_results *results)
+{
+    static const sgk_run_options no_options = { 0 };
+    MPI_Comm comm = grid->comm;
+    long n_samples = data->n_samples;
+    long n_replicas = config->ensemble.replicas;
+    long n_accepted = config->ensemble.replicas;
+    run_buffers buffers;
+    sgk_train_plan plan;
+    sgk_ensemble ensemble;
+    sgk_status status;
+    double start;
+
+    /* 1. Network shape, schedule, probe set and result buffers. */
+    if (options == NULL) options = &no_options;
+    memset(results, 0, sizeof *results);
+    memset(&buffers, 0, sizeof buffers);
+    memset(&ensemble, 0, sizeof ensemble);
+    results->n_replicas = n_replicas;
+    results->n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
+    status = sgk_mlp_create(&buffers.net, data->n_features, config->model.widths,
+                            config->model.n_hidden, data->n_outputs, config->model.activation,
+                            config->model.parametrization);
+    if (status == SGK_OK) status = make_schedule(config, results);
+    if (status == SGK_OK) status = allocate_results(config, data, grid, results);
+    status = agree(comm, status);
+    if (status != SGK_OK) goto done;
+    /* Probe points evenly spread over the evaluation set, so they cover every split. */
+    for (long p = 0; p < results->n_probe; p++)
+        results->probe_index[p] = p * n_samples / results->n_probe;
+
+    /* 2. This rank's replicas, their plan, and a restored state when restarting. */
+    {
+        long first, n_local;
+        sgk_replica_block(n_replicas, grid->n_ranks, grid->rank, &first, &n_local);
+        status = prepare_plan(config, data, results, n_local, &buffers, &plan);
+    }
+    plan.initial_weights = options->initial_weights;
+    if (status == SGK_OK)
+        status = sgk_ensemble_create(&ensemble, &plan, comm, config->kernel.drift,
+                                     config->train.on_divergence == SGK_DIVERGENCE_DROP);
+    status = agree(comm, status);
+    if (status != SGK_OK) goto done;
+    if (options->keep_first_weights && ensemble.first == 0 && ensemble.n_local > 0) {
+        ensemble.first_weights = calloc((size_t)buffers.net.n_params, sizeof(double));
+        if (!ensemble.first_weights)
+            status = sgk_error(SGK_ERR_IO, "out of memory for replica 0's weights");
+    }
+    status = agree(comm, status);
+    if (status != SGK_OK) goto done;
+    ensemble.snapshot_folder = options->snapshot_folder;
+    ensemble.config_ini = options->config_ini;
+    ensemble.data_hash = options->data_hash;
+    sgk_log(SGK_LOG_INFO, "network: %d layers, %ld parameters; %ld replicas on %d ranks",
+            buffers.net.n_layers, buffers.net.n_params, n_replicas, grid->n_ranks);
+    if (options->restart_generation > 0) {
+        status = sgk_ensemble_restore(&ensemble, options->snapshot_folder,
+                                      options->restart_generation);
+        if (status != SGK_OK) goto done;
+        sgk_log(SGK_LOG_INFO, "resumed from snapshot %ld in %s", options->restart_generation,
+                options->snapshot_folder);
+    }
+
+    /* 3. Train. Each replica adds omega_c / R times its checkpoint kernels. */
+    start = sgk_seconds();
+    status = sgk_ensemble_train(&ensemble, config->output.checkpoint_every, options->progress);
+    results->phase_seconds[SGK_PHASE_TRAIN] = ensemble.seconds[0];
+    results->phase_seconds[SGK_PHASE_KERNEL] = ensemble.seconds[1];
+    results->phase_seconds[SGK_PHASE_DRIFT] = ensemble.seconds[2];
+    status = agree(comm, status);
+    if (status != SGK_OK) goto done;
+    if (ensemble.stopped) {
+        results->interrupted = 1;
+        sgk_log(SGK_LOG_WARN, "training stopped by a signal after %.1f s; resume with --restart %s",
+                sgk_seconds() - start, options->snapshot_folder ? options->snapshot_folder : "?");
+        goto done;
+    }
+    sgk_log(SGK_LOG_INFO, "training finished in %.2f s", sgk_seconds() - start);
+
+    /* 4. Which replicas diverged: all of them, or any under the stop policy, fail the run. */
+    status = check_divergence(comm, grid->rank, ensemble.first, ensemble.n_local, n_replicas,
+                              ensemble.diverged_local, !ensemble.drop_diverged,
+                              results->replica_dropped, &n_accepted);
+    if (status != SGK_OK) goto done;
+
+    /* 5. Reduce into the block-cyclic kernel and the rank-0 statistics. */
+    start = sgk_seconds();
+    status = reduce_ensemble(config, data, grid, &ensemble, n_accepted, results);
+    results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
+    if (status != SGK_OK) goto done;
+    results->final_weights = ensemble.first_weights;
+    ensemble.first_weights = NULL;
+    sgk_ensemble_free(&ensemble);
+
+    /* 6. Spectrum. */
+    start = sgk_seconds();
+    status = solve_spectrum(data, grid, results);
+    results->phase_seconds[SGK_PHASE_SPECTRUM] = sgk_seconds() - start;
 
 done:
-    free(probe_local);
-    free(probe_gram);
-    sgk_drift_free(&drift);
-    free(kernel);
-    free(input_gram);
-    free(kernel_weight);
-    free(f_local);
-    free(loss_train_local);
-    free(loss_test_local);
-    free(diverged_local);
+    sgk_ensemble_free(&ensemble);
+    run_buffers_free(&buffers);
     return status;
 }
 
@@ -500,6 +594,8 @@ void sgk_results_free(sgk_results *results)
     free(results->probe_index);
     free(results->probe_mean);
     free(results->probe_var);
+    free(results->replica_dropped);
+    free(results->final_weights);
     sgk_dmatrix_free(&results->sgk);
     memset(results, 0, sizeof *results);
 }

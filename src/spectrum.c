@@ -19,10 +19,6 @@ extern void pdsyevd_(const char *jobz, const char *uplo, const int *n, double *a
                      const int *lwork, int *iwork, const int *liwork, int *info,
                      size_t jobz_len, size_t uplo_len);
 
-/* Elements one column-reversal round sends per rank: bounds the send and receive
- * buffers to 128 MiB each and keeps MPI's int counts far from overflow. */
-#define REVERSE_ROUND_ELEMENTS (1L << 24)
-
 /* Stand-in for the local array of a process that owns no entry. */
 static double empty_local;
 
@@ -89,8 +85,8 @@ static sgk_status illegal_argument(int info, const char *stage)
  * - PDSTEDC, documented as 6n + 2 np nq, but its merge step PDLAED1 lays out two
  *   max(np, 1) x nq matrices, so a process that owns no row overran a WORK of the
  *   documented size (n = 23, nb = 4 on a 7 x 1 grid, found with valgrind);
- * - PDLASRT, which needs max(n, np (nb + nq)), more than PDSTEDC asks when nb is
- *   large against nq;
+ * - PDLASRT, which needs max(n, np (nb + nq)), more than PDSTEDC requests when nb
+ *   is large against nq;
  * - PDORMTR, which needs max(nb (nb - 1) / 2, (mp + nq) nb) + nb^2 with
  *   mp <= np + nb, as it starts at row 2, and reports a short WORK only on stderr.
  * So every rank sizes WORK with the local sizes of process (0, 0), the largest of
@@ -104,10 +100,27 @@ static long workspace_length(long query, long n, long nb, long np0, long nq0)
     return max_long(query, 2 * n + max_long(merge, max_long(sort, back_transform)));
 }
 
-/* Collective. target column n - 1 - j = source column j. Columns stay in their
- * process row, so every message goes between ranks of one process row; rounds of
- * `width` source columns bound the buffers and the int counts. */
-static sgk_status reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target)
+/* Check that `second` is distinct from `first` and has its layout: same grid, size
+ * and block size. `function` prefixes the message. */
+static sgk_status check_same_layout(const sgk_dmatrix *first, const sgk_dmatrix *second,
+                                    const char *function)
+{
+    if (first == second)
+        return sgk_error(SGK_ERR_USAGE, "%s: both matrix arguments are the same matrix; pass "
+                                        "two distinct matrices", function);
+    if (second->grid != first->grid || second->n != first->n || second->nb != first->nb)
+        return sgk_error(SGK_ERR_USAGE,
+                         "%s: second matrix (n = %ld, nb = %d) does not match the first (n = "
+                         "%ld, nb = %d); create both with the same grid, size and block size",
+                         function, second->n, second->nb, first->n, first->nb);
+    return SGK_OK;
+}
+
+/* Columns stay in their process row, so every message goes between ranks of one
+ * process row. Each round moves `width` source columns; all ranks compute the same
+ * rounds, so they enter the same number of MPI_Alltoallv calls. */
+sgk_status sgk_dmatrix_reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target,
+                                       long round_elements)
 {
     const sgk_grid *grid = source->grid;
     long n = source->n;
@@ -116,21 +129,27 @@ static sgk_status reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target
     int n_int = (int)n;
     int zero = 0;
     long max_rows = numroc_(&n_int, &nb, &zero, &zero, &grid->n_prow);
-    long width = max_long(1, REVERSE_ROUND_ELEMENTS / max_long(1, max_rows));
+    long width = max_long(1, round_elements / max_long(1, max_rows));
     long round_cols = width < source->local_cols ? width : source->local_cols;
     size_t buffer_count = (size_t)max_long(1, rows * round_cols);
-    int *counts = calloc(4 * (size_t)grid->n_ranks, sizeof *counts);
-    long *cursor = malloc((size_t)grid->n_ranks * sizeof *cursor);
+    size_t n_ranks = (size_t)grid->n_ranks;
+    int *send_counts = malloc(n_ranks * sizeof *send_counts);
+    int *send_displs = malloc(n_ranks * sizeof *send_displs);
+    int *recv_counts = malloc(n_ranks * sizeof *recv_counts);
+    int *recv_displs = malloc(n_ranks * sizeof *recv_displs);
+    long *cursor = malloc(n_ranks * sizeof *cursor);
     double *send = malloc(buffer_count * sizeof *send);
     double *receive = malloc(buffer_count * sizeof *receive);
-    int *send_counts = counts;
-    int *send_displs = counts + grid->n_ranks;
-    int *recv_counts = counts + 2 * grid->n_ranks;
-    int *recv_displs = counts + 3 * grid->n_ranks;
     int row_base = grid->my_prow * grid->n_pcol;
-    sgk_status status = SGK_OK;
+    sgk_status status = check_same_layout(source, target, "sgk_dmatrix_reverse_columns");
 
-    if (!counts || !cursor || !send || !receive)
+    if (status == SGK_OK && (round_elements < 1 || round_elements > INT_MAX))
+        status = sgk_error(SGK_ERR_USAGE,
+                           "column-reversal round of %ld elements is out of range: it must be "
+                           "between 1 and INT_MAX = %d",
+                           round_elements, INT_MAX);
+    if (status == SGK_OK && (!send_counts || !send_displs || !recv_counts || !recv_displs || !cursor || !send ||
+        !receive))
         status = sgk_error(SGK_ERR_IO, "out of memory: reversing eigenvector columns needs "
                                        "%zu bytes", 2 * buffer_count * sizeof(double));
     status = sgk_grid_agree(grid, status, "reversing the eigenvector columns");
@@ -139,7 +158,8 @@ static sgk_status reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target
         long last = first + width < n ? first + width : n;
 
         /* 1. Count the columns of this round that go to and come from each rank. */
-        memset(counts, 0, 4 * (size_t)grid->n_ranks * sizeof *counts);
+        memset(send_counts, 0, n_ranks * sizeof *send_counts);
+        memset(recv_counts, 0, n_ranks * sizeof *recv_counts);
         for (long j = first; j < last; j++) {
             int from = owner(j, nb, grid->n_pcol);
             int to = owner(n - 1 - j, nb, grid->n_pcol);
@@ -147,6 +167,8 @@ static sgk_status reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target
             if (from == grid->my_pcol) send_counts[row_base + to] += (int)rows;
             if (to == grid->my_pcol) recv_counts[row_base + from] += (int)rows;
         }
+        send_displs[0] = 0;
+        recv_displs[0] = 0;
         for (int r = 1; r < grid->n_ranks; r++) {
             send_displs[r] = send_displs[r - 1] + send_counts[r - 1];
             recv_displs[r] = recv_displs[r - 1] + recv_counts[r - 1];
@@ -179,23 +201,14 @@ static sgk_status reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target
             cursor[from] += rows;
         }
     }
-    free(counts);
+    free(send_counts);
+    free(send_displs);
+    free(recv_counts);
+    free(recv_displs);
     free(cursor);
     free(send);
     free(receive);
     return status;
-}
-
-/* Check that `vectors` has the layout of `a`: same grid, size and block size. */
-static sgk_status check_vectors(const sgk_dmatrix *a, const sgk_dmatrix *vectors)
-{
-    if (vectors->grid != a->grid || vectors->n != a->n || vectors->nb != a->nb)
-        return sgk_error(SGK_ERR_USAGE,
-                         "eigenvector matrix (n = %ld, nb = %d) does not match the input "
-                         "matrix (n = %ld, nb = %d): create it with the same grid, size and "
-                         "block size",
-                         vectors->n, vectors->nb, a->n, a->nb);
-    return SGK_OK;
 }
 
 /* Collective. Combine INFO over the grid: in PDSTEDC's serial path (n <= nb) only
@@ -236,7 +249,7 @@ sgk_status sgk_spectrum_eigh(sgk_dmatrix *a, double *eigenvalues, sgk_dmatrix *v
     if (eigenvalues == NULL)
         return sgk_error(SGK_ERR_USAGE, "sgk_spectrum_eigh: the eigenvalue array (n = %d "
                                         "entries) is missing on rank %d", n, grid->rank);
-    if (vectors != NULL) SGK_CHECK(check_vectors(a, vectors));
+    if (vectors != NULL) SGK_CHECK(check_same_layout(a, vectors, "sgk_spectrum_eigh"));
     if (vectors == NULL) {
         SGK_CHECK(sgk_dmatrix_create(grid, a->n, a->nb, &internal));
         z = &internal;
@@ -303,7 +316,7 @@ sgk_status sgk_spectrum_eigh(sgk_dmatrix *a, double *eigenvalues, sgk_dmatrix *v
         size_t count = (size_t)a->local_rows * (size_t)a->local_cols;
 
         if (count > 0) memcpy(a->local, vectors->local, count * sizeof *a->local);
-        status = reverse_columns(a, vectors);
+        status = sgk_dmatrix_reverse_columns(a, vectors, SGK_REVERSE_ROUND_ELEMENTS);
     }
 
     free(work);

@@ -11,25 +11,8 @@
 #include "sgk/tangent.h"
 #include "train.h"
 
-/* Buffers of one replica's training, allocated once. */
-typedef struct {
-    double *w;          /* parameters */
-    double *w_start;    /* parameters at the start of the step, for path nodes */
-    double *w_node;     /* parameters at a path node w_k + s dw_k */
-    double *grad;       /* sum_i J_i^T r_i over the minibatch, then its mean */
-    double *dw;         /* w_{k+1} - w_k */
-    double *xb, *yb;    /* minibatch inputs and targets */
-    double *fb, *rb;    /* minibatch outputs and residuals */
-    long *batch;        /* minibatch indices into the training points */
-    long *scratch;      /* population for sampling, n_train entries */
-    sgk_mlp_work batch_work;
-    sgk_mlp_work eval_work;
-    sgk_factors factors;
-    sgk_factors probe_factors; /* rows of `factors` at the probe points */
-    int factors_current; /* factors hold the evaluation points at the current w */
-} replica_buffers;
 
-static void buffers_free(replica_buffers *b)
+static void buffers_free(sgk_replica_buffers *b)
 {
     free(b->w);
     free(b->w_start);
@@ -48,7 +31,7 @@ static void buffers_free(replica_buffers *b)
     sgk_factors_free(&b->probe_factors);
 }
 
-static sgk_status buffers_alloc(const sgk_train_plan *plan, long batch_size, replica_buffers *b)
+static sgk_status buffers_alloc(const sgk_train_plan *plan, long batch_size, sgk_replica_buffers *b)
 {
     const sgk_dataset *data = plan->data;
     const sgk_mlp *net = plan->net;
@@ -92,7 +75,7 @@ static int all_finite(const double *values, long count)
 }
 
 /* Tangent kernel of the probe points, from the rows of the evaluation factors. */
-static sgk_status probe_kernel(const sgk_train_plan *plan, replica_buffers *b, double *out)
+static sgk_status probe_kernel(const sgk_train_plan *plan, sgk_replica_buffers *b, double *out)
 {
     const sgk_factors *all = &b->factors;
     sgk_factors *probe = &b->probe_factors;
@@ -116,7 +99,7 @@ static sgk_status probe_kernel(const sgk_train_plan *plan, replica_buffers *b, d
 }
 
 /* Outputs, losses and the weighted tangent kernel of all evaluation points at checkpoint c. */
-static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, replica_buffers *b,
+static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, sgk_replica_buffers *b,
                                   double *kernel, sgk_replica_record *record)
 {
     const sgk_dataset *data = plan->data;
@@ -147,7 +130,7 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, replica_buf
  * the minibatch's activations and residual-weighted deltas in b->batch_work for the drift.
  * Returns the minibatch loss. */
 static double minibatch_gradient(const sgk_train_plan *plan, long step, long batch_size,
-                                 sgk_rng *batch_rng, replica_buffers *b)
+                                 sgk_rng *batch_rng, sgk_replica_buffers *b)
 {
     const sgk_dataset *data = plan->data;
     int n_features = data->n_features;
@@ -177,7 +160,7 @@ static double minibatch_gradient(const sgk_train_plan *plan, long step, long bat
 }
 
 /* Factors of every evaluation point at parameters w (no outputs kept). */
-static void evaluation_factors(const sgk_train_plan *plan, const double *w, replica_buffers *b)
+static void evaluation_factors(const sgk_train_plan *plan, const double *w, sgk_replica_buffers *b)
 {
     sgk_mlp_tangent_factors(plan->net, w, plan->data->x, (int)plan->data->n_samples,
                             &b->eval_work, &b->factors, NULL);
@@ -186,8 +169,8 @@ static void evaluation_factors(const sgk_train_plan *plan, const double *w, repl
 /* Drift of this step: scale = (eta_eff / B) / R times J(x_a) P J(x_i)^T r_i, with the
  * evaluation Jacobian at w_k (one node) or averaged over Gauss-Legendre nodes along
  * w_k + s dw_k. b->w_start holds w_k and b->w holds w_{k+1}. */
-static void add_step_drift(const sgk_train_plan *plan, long batch_size, double scale,
-                           const double *preconditioner, replica_buffers *b)
+static void add_step_drift(const sgk_train_plan *plan, sgk_drift *drift, long batch_size,
+                           double scale, const double *preconditioner, sgk_replica_buffers *b)
 {
     double nodes[SGK_MAX_PATH_NODES], weights[SGK_MAX_PATH_NODES];
     long n_params = plan->net->n_params;
@@ -201,28 +184,55 @@ static void add_step_drift(const sgk_train_plan *plan, long batch_size, double s
                 b->w_node[p] = b->w_start[p] + nodes[q] * (b->w[p] - b->w_start[p]);
             evaluation_factors(plan, b->w_node, b);
         }
-        sgk_drift_add_step(plan->drift, plan->net, &b->factors, &b->batch_work, b->rb, b->batch,
+        sgk_drift_add_step(drift, plan->net, &b->factors, &b->batch_work, b->rb, b->batch,
                            (int)batch_size, plan->input_gram, preconditioner, scale * weights[q]);
         b->factors_current = 0;
     }
 }
 
-sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *kernel,
-                             sgk_replica_record *record)
+sgk_status sgk_replica_start(const sgk_train_plan *plan, long replica, sgk_replica *rep)
 {
     const sgk_config *config = plan->config;
-    long steps = config->train.steps;
+    unsigned vary = config->ensemble.vary;
     long batch_size = config->train.batch_size > 0 ? config->train.batch_size
                                                     : plan->data->n_train;
-    unsigned vary = config->ensemble.vary;
-    replica_buffers b;
-    sgk_rng init_rng, batch_rng, noise_rng;
-    sgk_optimizer optimizer;
-    sgk_status status = SGK_OK;
-    int next_checkpoint = 0;
-    long n_params = plan->net->n_params;
-    double start;
+    sgk_rng init_rng;
+    sgk_status status;
 
+    memset(rep, 0, sizeof *rep);
+    rep->replica = replica;
+    rep->batch_size = batch_size;
+    SGK_CHECK(buffers_alloc(plan, batch_size, &rep->b));
+    status = sgk_optimizer_create(&rep->optimizer, config, plan->net->n_params);
+    if (status != SGK_OK) {
+        buffers_free(&rep->b);
+        return status;
+    }
+
+    /* A stream that does not vary between replicas is keyed by replica 0, so every
+     * replica draws the same numbers from it. */
+    sgk_rng_init(&init_rng, config->ensemble.seed, (vary & SGK_VARY_INIT) ? (uint64_t)replica : 0,
+                 SGK_RNG_INIT);
+    sgk_rng_init(&rep->batch_rng, config->ensemble.seed,
+                 (vary & SGK_VARY_BATCH) ? (uint64_t)replica : 0, SGK_RNG_BATCH);
+    sgk_rng_init(&rep->noise_rng, config->ensemble.seed,
+                 (vary & SGK_VARY_NOISE) ? (uint64_t)replica : 0, SGK_RNG_NOISE);
+    if (plan->initial_weights != NULL)
+        memcpy(rep->b.w, plan->initial_weights, sizeof(double) * plan->net->n_params);
+    else
+        sgk_mlp_init_params(plan->net, &init_rng, rep->b.w);
+    return SGK_OK;
+}
+
+void sgk_replica_free(sgk_replica *rep)
+{
+    sgk_optimizer_free(&rep->optimizer);
+    buffers_free(&rep->b);
+    memset(rep, 0, sizeof *rep);
+}
+
+void sgk_replica_record_reset(const sgk_train_plan *plan, sgk_replica_record *record)
+{
     record->diverged_step = -1;
     record->seconds_train = 0.0;
     record->seconds_kernel = 0.0;
@@ -231,70 +241,76 @@ sgk_status sgk_replica_train(const sgk_train_plan *plan, long replica, double *k
         record->loss_train[c] = NAN;
         record->loss_test[c] = NAN;
     }
-    SGK_CHECK(buffers_alloc(plan, batch_size, &b));
-    status = sgk_optimizer_create(&optimizer, config, plan->net->n_params);
-    if (status != SGK_OK) {
-        buffers_free(&b);
-        return status;
-    }
+}
 
-    /* A stream that does not vary between replicas is keyed by replica 0, so every
-     * replica draws the same numbers from it. */
-    sgk_rng_init(&init_rng, config->ensemble.seed, (vary & SGK_VARY_INIT) ? (uint64_t)replica : 0,
-                 SGK_RNG_INIT);
-    sgk_rng_init(&batch_rng, config->ensemble.seed,
-                 (vary & SGK_VARY_BATCH) ? (uint64_t)replica : 0, SGK_RNG_BATCH);
-    sgk_rng_init(&noise_rng, config->ensemble.seed,
-                 (vary & SGK_VARY_NOISE) ? (uint64_t)replica : 0, SGK_RNG_NOISE);
-    sgk_mlp_init_params(plan->net, &init_rng, b.w);
+sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, double *kernel,
+                           sgk_drift *drift, sgk_replica_record *record, sgk_step_hook hook,
+                           void *context, int *paused)
+{
+    const sgk_config *config = plan->config;
+    const sgk_dataset *data = plan->data;
+    sgk_replica_buffers *b = &rep->b;
+    long n_params = plan->net->n_params;
+    long batch_size = rep->batch_size;
+    size_t n_values = (size_t)data->n_samples * data->n_outputs;
+    sgk_status status = SGK_OK;
+    double start;
 
-    for (long step = 0;; step++) {
-        /* 1. Checkpoint: outputs, losses and the weighted tangent kernel at w_k. */
-        if (next_checkpoint < plan->n_checkpoints && plan->checkpoint_step[next_checkpoint] == step) {
-            int c = next_checkpoint++;
-            const double *f = record->f + (size_t)c * plan->data->n_samples * plan->data->n_outputs;
+    *paused = 0;
+    for (;; rep->step++) {
+        long step = rep->step;
 
+        /* 1. The control hook may write a snapshot of the replica here, at the top of a step,
+         *    and pause the training; a restart resumes at this same point. */
+        if (hook != NULL && hook(context, rep) != 0) {
+            *paused = 1;
+            break;
+        }
+
+        /* 2. Checkpoint: outputs, losses and the weighted tangent kernel at w_k. */
+        if (rep->next_checkpoint < plan->n_checkpoints
+            && plan->checkpoint_step[rep->next_checkpoint] == step) {
+            int c = rep->next_checkpoint;
             start = sgk_seconds();
-            status = take_checkpoint(plan, c, &b, kernel, record);
+            status = take_checkpoint(plan, c, b, kernel, record);
             record->seconds_kernel += sgk_seconds() - start;
             if (status != SGK_OK) break;
-            if (!all_finite(f, plan->data->n_samples * plan->data->n_outputs)) {
+            rep->next_checkpoint++;
+            if (!all_finite(record->f + (size_t)c * n_values, (long)n_values)) {
                 record->diverged_step = step;
                 break;
             }
         }
-        if (step == steps) break;
+        if (step == config->train.steps) break;
 
-        /* 2. Minibatch gradient at w_k, then the optimizer's update from its mean. */
+        /* 3. Minibatch gradient at w_k, then the optimizer's update from its mean. */
         start = sgk_seconds();
-        double loss = minibatch_gradient(plan, step, batch_size, &batch_rng, &b);
+        double loss = minibatch_gradient(plan, step, batch_size, &rep->batch_rng, b);
         if (!isfinite(loss)) {
             record->diverged_step = step;
             break;
         }
-        memcpy(b.w_start, b.w, sizeof(double) * n_params);
-        for (long p = 0; p < n_params; p++) b.grad[p] /= (double)batch_size;
+        memcpy(b->w_start, b->w, sizeof(double) * n_params);
+        for (long p = 0; p < n_params; p++) b->grad[p] /= (double)batch_size;
         double effective_lr;
         const double *preconditioner;
-        sgk_optimizer_step(&optimizer, b.w, b.grad, &noise_rng, b.dw, &effective_lr,
+        sgk_optimizer_step(&rep->optimizer, b->w, b->grad, &rep->noise_rng, b->dw, &effective_lr,
                            &preconditioner);
         record->seconds_train += sgk_seconds() - start;
-        if (!all_finite(b.w, n_params)) {
+        if (!all_finite(b->w, n_params)) {
             record->diverged_step = step;
             break;
         }
 
-        /* 3. Drift of the step, attributed to the minibatch points. */
-        if (plan->drift != NULL) {
+        /* 4. Drift of the step, attributed to the minibatch points. */
+        if (drift != NULL) {
             start = sgk_seconds();
-            add_step_drift(plan, batch_size,
+            add_step_drift(plan, drift, batch_size,
                            effective_lr / (double)batch_size / (double)config->ensemble.replicas,
-                           preconditioner, &b);
+                           preconditioner, b);
             record->seconds_drift += sgk_seconds() - start;
         }
-        b.factors_current = 0;
+        b->factors_current = 0;
     }
-    sgk_optimizer_free(&optimizer);
-    buffers_free(&b);
     return status;
 }

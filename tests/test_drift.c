@@ -43,7 +43,7 @@ static sgk_status run_with(const char *const *overrides, int count, run_case *ru
     }
     status = sgk_dataset_load(&run->config, grid.comm, &run->data);
     if (status != SGK_OK) return status;
-    status = sgk_run_experiment(&run->config, &run->data, &grid, &run->results);
+    status = sgk_run_experiment(&run->config, &run->data, &grid, NULL, &run->results);
     if (status != SGK_OK) return status;
     long n = run->data.n_samples;
     run->sgk = rank == 0 ? malloc(sizeof(double) * n * n) : NULL;

@@ -1,7 +1,7 @@
-/* Tests of the process grid and the block-cyclic kernel matrix. MPI test: runs at
- * any rank count; `make check` runs it at 1, 2, 3, 4, 5 and 7 ranks.
+/* Tests of the process grid and the block-cyclic kernel matrix. MPI test for any
+ * rank count, checked at 1, 2, 3, 4, 5 and 7 ranks.
  *
- * Partials hold small integers, so every sum over ranks is exact in double and
+ * Partials contain small integers, so every sum over ranks is exact in double and
  * the reduction order cannot change it: the checks compare for equality, and a
  * misplaced entry always shows. */
 #include <limits.h>

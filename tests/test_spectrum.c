@@ -1,5 +1,5 @@
-/* Tests of the distributed eigen-solver against serial LAPACK. MPI test: runs at any
- * rank count; `make check` runs it at 1, 2, 3, 4, 5 and 7 ranks.
+/* Tests of the distributed eigen-solver against serial LAPACK. MPI test for any rank
+ * count, checked at 1, 2, 3, 4, 5 and 7 ranks.
  *
  * Tolerances. PDSYEVD and the serial DSYEVD are both backward stable, so each
  * computed eigenvalue is off by about n eps ||A|| (n <= 30 here: below 1e-14
@@ -114,7 +114,7 @@ static int serial_eigenvalues(int n, const double *full, double *w)
     return info;
 }
 
-/* Whether every rank holds bitwise the same eigenvalues. */
+/* Return whether every rank has bitwise the same eigenvalues. */
 static int same_on_all_ranks(const double *values, int n)
 {
     double *low = malloc((size_t)n * sizeof *low);
@@ -248,6 +248,57 @@ static void test_semidefinite_zero_multiplicity(void)
     }
 }
 
+/* Value stored at global (i, j) by the column-reversal test. */
+static double entry_value(long i, long j)
+{
+    return (double)(i * 1000 + j) + 0.5;
+}
+
+/* Rounds of one column, of a few columns, and the default (one round here). */
+static void test_reverse_columns_rounds(void)
+{
+    for (int s = 0; s < 3; s++) {
+        int n_prow = 0, n_pcol = 0;
+        sgk_grid grid;
+
+        shape_of(s, &n_prow, &n_pcol);
+        CU_ASSERT_EQUAL_FATAL(sgk_grid_create(MPI_COMM_WORLD, n_prow, n_pcol, &grid), SGK_OK);
+        for (int c = 0; c < N_CASES; c++) {
+            int n = cases[c].n;
+            long rounds[] = {1, 3L * n, SGK_REVERSE_ROUND_ELEMENTS};
+            sgk_dmatrix source, target;
+            double *full = world_rank == 0 ? malloc((size_t)n * n * sizeof *full) : NULL;
+
+            CU_ASSERT_EQUAL_FATAL(sgk_dmatrix_create(&grid, n, cases[c].nb, &source), SGK_OK);
+            CU_ASSERT_EQUAL_FATAL(sgk_dmatrix_create(&grid, n, cases[c].nb, &target), SGK_OK);
+            for (int b = 0; b < source.local_cols; b++)
+                for (int a = 0; a < source.local_rows; a++)
+                    source.local[a + (long)b * source.lld] = entry_value(
+                        sgk_dmatrix_global_row(&source, a), sgk_dmatrix_global_col(&source, b));
+            for (int k = 0; k < 3; k++) {
+                long bad = 0;
+
+                /* Clear the previous round size's result, so stale columns show. */
+                for (long e = 0; e < (long)target.local_rows * target.local_cols; e++)
+                    target.local[e] = 0.0;
+                CU_ASSERT_EQUAL(sgk_dmatrix_reverse_columns(&source, &target, rounds[k]),
+                                SGK_OK);
+                CU_ASSERT_EQUAL(sgk_dmatrix_gather(&target, 0, full), SGK_OK);
+                for (int i = 0; full != NULL && i < n; i++)
+                    for (int j = 0; j < n; j++)
+                        if (full[i * n + j] != entry_value(i, n - 1 - j)) bad++;
+                CU_ASSERT_EQUAL(bad, 0);
+            }
+            CU_ASSERT_EQUAL(sgk_dmatrix_reverse_columns(&source, &target, 0), SGK_ERR_USAGE);
+            CU_ASSERT_EQUAL(sgk_dmatrix_reverse_columns(&source, &source, 1), SGK_ERR_USAGE);
+            sgk_dmatrix_free(&source);
+            sgk_dmatrix_free(&target);
+            free(full);
+        }
+        sgk_grid_free(&grid);
+    }
+}
+
 static void test_rejects_mismatched_vectors(void)
 {
     sgk_grid grid;
@@ -259,6 +310,7 @@ static void test_rejects_mismatched_vectors(void)
     CU_ASSERT_EQUAL_FATAL(sgk_dmatrix_create(&grid, 12, 3, &vectors), SGK_OK);
     CU_ASSERT_EQUAL(sgk_spectrum_eigh(&a, values, &vectors), SGK_ERR_USAGE);
     CU_ASSERT_EQUAL(sgk_spectrum_eigh(&a, NULL, NULL), SGK_ERR_USAGE);
+    CU_ASSERT_EQUAL(sgk_spectrum_eigh(&a, values, &a), SGK_ERR_USAGE);
     sgk_dmatrix_free(&a);
     sgk_dmatrix_free(&vectors);
     sgk_grid_free(&grid);
@@ -277,6 +329,7 @@ int main(int argc, char **argv)
     suite = CU_add_suite("spectrum", NULL, NULL);
     CU_add_test(suite, "random symmetric matches LAPACK", test_random_symmetric_matches_lapack);
     CU_add_test(suite, "semidefinite zero multiplicity", test_semidefinite_zero_multiplicity);
+    CU_add_test(suite, "reverse columns rounds", test_reverse_columns_rounds);
     CU_add_test(suite, "rejects mismatched vectors", test_rejects_mismatched_vectors);
 
     failed = sgk_test_mpi_run(MPI_COMM_WORLD);

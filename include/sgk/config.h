@@ -34,6 +34,9 @@ typedef enum {
     SGK_OPT_SGLD
 } sgk_optimizer_kind;
 
+/* [train] on_divergence: what a replica with non-finite loss or outputs does to the run. */
+typedef enum { SGK_DIVERGENCE_STOP, SGK_DIVERGENCE_DROP } sgk_divergence_policy;
+
 /* Bits of [ensemble] vary: which randomness differs between replicas. */
 enum { SGK_VARY_INIT = 1, SGK_VARY_BATCH = 2, SGK_VARY_NOISE = 4 };
 
@@ -65,6 +68,7 @@ typedef struct {
     struct {
         sgk_loss_kind loss;
         sgk_optimizer_kind optimizer;
+        sgk_divergence_policy on_divergence;
         double lr;
         double momentum;            /* heavy-ball coefficient, Adam's first-moment decay beta1 */
         double beta2;               /* second-moment decay of adam and rmsprop */
@@ -93,6 +97,9 @@ typedef struct {
     struct {
         char file[SGK_PATH_LEN];
         int retrieval;
+        double checkpoint_every;    /* minutes between restart snapshots, 0: only on signals */
+        int overwrite;              /* boolean: replace an existing output file */
+        char weights_file[SGK_PATH_LEN]; /* replica 0's final weights go here; "" for none */
     } output;
 } sgk_config;
 

@@ -25,6 +25,13 @@ void sgk_log(sgk_log_level level, const char *format, ...)
 void sgk_log_any(sgk_log_level level, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Rewrite the live status line on stdout (rank 0 only, no level tag): for progress on a
+ * terminal. The next log line first ends it. */
+void sgk_log_live(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* End the live status line, if one is shown. */
+void sgk_log_live_end(void);
+
 /* Wall-clock seconds from an arbitrary origin (MPI_Wtime). */
 double sgk_seconds(void);
 

@@ -32,6 +32,9 @@ typedef struct {
     long *probe_index;        /* P evaluation-point indices, evenly spread (every rank) */
     double *probe_mean;       /* C x P x P: ensemble-mean tr_o Theta_c on the probe points */
     double *probe_var;        /* C x P x P: its unbiased variance over replicas (NaN when R = 1) */
+    int interrupted;          /* a signal stopped the training; nothing else is set */
+    double *final_weights;    /* replica 0's final parameters (rank 0, when requested) */
+    int *replica_dropped;     /* R flags: the replica diverged and is left out (every rank) */
     int has_drift;            /* the drift bookkeeping ran; the arrays below are set */
     double *drift;            /* N x O: -sum_i D(x, x_i), the kernel-machine correction */
     double *remainder;        /* N x O: E f_T - E f_0 - drift, measured */
@@ -46,9 +49,23 @@ typedef struct {
     double phase_seconds[SGK_N_PHASES];
 } sgk_results;
 
-/* Collective. Train every replica, reduce the kernel and solve the spectrum. */
+/* How a run is driven, beyond its configuration. */
+typedef struct {
+    const char *snapshot_folder;   /* snapshots for restarts go here; NULL: none */
+    long restart_generation;       /* resume from this snapshot generation; 0: start fresh */
+    const char *config_ini;        /* resolved configuration, stored with snapshots */
+    unsigned long long data_hash;  /* fingerprint of the evaluation set, stored with snapshots */
+    int progress;                  /* rank 0 reports progress */
+    const double *initial_weights; /* parameters every replica starts from, or NULL */
+    int keep_first_weights;        /* return replica 0's final parameters in the results */
+} sgk_run_options;
+
+/* Collective. Train every replica, reduce the kernel and solve the spectrum. `options`
+ * may be NULL: no snapshots, no progress. When a signal stops the training, the run
+ * writes a snapshot (if it has a folder) and returns SGK_OK with results->interrupted. */
 sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
-                              const sgk_grid *grid, sgk_results *results);
+                              const sgk_grid *grid, const sgk_run_options *options,
+                              sgk_results *results);
 
 void sgk_results_free(sgk_results *results);
 

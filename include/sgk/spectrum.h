@@ -8,12 +8,38 @@
 extern "C" {
 #endif
 
-/* Collective. All eigenvalues of the symmetric matrix `a` (destroyed) with
- * PDSYEVD, in descending order, into `eigenvalues` (n entries, on every rank).
- * When `vectors` is not NULL it receives the eigenvectors as columns in the same
- * order (it must be created with the same grid, size and block size). A nonzero
- * `info` from ScaLAPACK is SGK_ERR_NUMERIC with its value in the message. */
+/* Collective. Compute all eigenvalues of the symmetric matrix `a` with PDSYEVD, in
+ * descending order, into `eigenvalues` (n entries, bitwise the same on every rank).
+ * Only the lower triangle of `a` is read, and `a` is destroyed.
+ * When `vectors` is not NULL it receives the orthonormal eigenvectors as columns in
+ * the same order, so column k belongs to eigenvalues[k]. It must be a distinct
+ * matrix with the same grid, size and block size.
+ * A nonzero `info` from ScaLAPACK is SGK_ERR_NUMERIC with its value in the message.
+ * Memory per rank: besides `a` and `vectors`, PDSYEVD's workspace of about two more
+ * local parts, plus one internal eigenvector matrix when `vectors` is NULL. */
 sgk_status sgk_spectrum_eigh(sgk_dmatrix *a, double *eigenvalues, sgk_dmatrix *vectors);
+
+/* Elements per rank that one round of sgk_dmatrix_reverse_columns sends: 2^24
+ * doubles, so the send and receive buffers take 128 MiB each at most. */
+#define SGK_REVERSE_ROUND_ELEMENTS (1L << 24)
+
+/* Collective. Set column n - 1 - j of `target` to column j of `source` for every j.
+ * The two must be distinct matrices with the same grid, size and block size.
+ * Each round sends at most `round_elements` doubles per rank, but at least one
+ * column; 1 <= round_elements <= INT_MAX. */
+sgk_status sgk_dmatrix_reverse_columns(const sgk_dmatrix *source, sgk_dmatrix *target,
+                                       long round_elements);
+
+/* Collective. Compute the largest k eigenpairs (1 <= k <= n) of the symmetric matrix
+ * `a` (lower triangle read, `a` destroyed) in descending order into `eigenvalues`
+ * (k entries, bitwise the same on every rank). k < n uses PDSYEVR (src/spectrum_largest.c)
+ * and k = n uses sgk_spectrum_eigh. When `vectors` is not NULL, a distinct n x n matrix
+ * with the layout of `a`, its columns 0..k-1 receive the orthonormal eigenvectors in
+ * the same order and columns k.. are zero: PDSYEVR needs a square eigenvector matrix.
+ * Solver failures, including PDSYEVR returning fewer eigenpairs than requested, are
+ * SGK_ERR_NUMERIC. */
+sgk_status sgk_spectrum_eigh_largest(sgk_dmatrix *a, long k, double *eigenvalues,
+                                     sgk_dmatrix *vectors);
 
 #ifdef __cplusplus
 }
