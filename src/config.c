@@ -352,7 +352,7 @@ static sgk_status set_data_n_test(sgk_config *c, const setting *s)
     return parse_long(s, 0, LONG_MAX, &c->data.n_test);
 }
 
-/* none | noise | classes:LIST | shift:SCALE. */
+/* none | noise | classes:LIST | shift:SCALE | file. */
 static sgk_status set_data_ood(sgk_config *c, const setting *s)
 {
     static const real_interval any_finite = { -INFINITY, true, INFINITY, true };
@@ -367,6 +367,10 @@ static sgk_status set_data_ood(sgk_config *c, const setting *s)
     }
     if (strcasecmp(s->value, "noise") == 0) {
         c->data.ood = SGK_OOD_NOISE;
+        return SGK_OK;
+    }
+    if (strcasecmp(s->value, "file") == 0) {
+        c->data.ood = SGK_OOD_FILE;
         return SGK_OK;
     }
     if (strncasecmp(s->value, "classes:", 8) == 0) {
@@ -386,8 +390,8 @@ static sgk_status set_data_ood(sgk_config *c, const setting *s)
         c->data.ood = SGK_OOD_SHIFT;
         return SGK_OK;
     }
-    return invalid_value(s, "none, noise, classes:LIST (e.g. classes:7,9) or shift:SCALE "
-                            "(e.g. shift:2.5)");
+    return invalid_value(s, "none, noise, classes:LIST (e.g. classes:7,9), shift:SCALE "
+                            "(e.g. shift:2.5) or file");
 }
 
 static sgk_status set_data_n_ood(sgk_config *c, const setting *s)
@@ -1134,6 +1138,10 @@ static sgk_status check_classes(const sgk_config *c)
     if (c->data.source != SGK_SOURCE_TEACHER && c->data.path[0] == '\0')
         return sgk_error(SGK_ERR_USAGE, "data.path is empty, but data.source = %s reads its "
                          "examples from it; set data.path", source_names[c->data.source]);
+    if (c->data.ood == SGK_OOD_FILE && c->data.source != SGK_SOURCE_NETCDF)
+        return sgk_error(SGK_ERR_USAGE, "data.ood = file takes the split-2 points of a netcdf "
+                         "file, but data.source = %s; use none, noise, classes:LIST or "
+                         "shift:SCALE", source_names[c->data.source]);
     if (c->data.ood == SGK_OOD_CLASSES && !labelled)
         return sgk_error(SGK_ERR_USAGE, "data.ood = classes:LIST needs a labelled source, but "
                          "data.source = %s; use fashion-mnist or idx, or data.ood = noise or "
@@ -1196,19 +1204,7 @@ static sgk_status reject_unimplemented(const sgk_config *c)
     static const char *const message = "%s = %s is not implemented in this version; "
                                        "available: %s";
 
-    if (c->train.loss != SGK_LOSS_MSE)
-        return sgk_error(SGK_ERR_USAGE, message, "train.loss", loss_names[c->train.loss], "mse");
     SGK_CHECK(reject_untrained_optimizer(c));
-    if (c->data.source == SGK_SOURCE_NETCDF || c->data.source == SGK_SOURCE_CSV)
-        return sgk_error(SGK_ERR_USAGE, message, "data.source", source_names[c->data.source],
-                         "fashion-mnist, idx, teacher");
-    if (c->model.init_file[0] != '\0') {
-        char short_path[128];
-        return sgk_error(SGK_ERR_USAGE, "model.init_file = %s: initial-weights files are not "
-                         "implemented in this version; leave model.init_file empty, so each "
-                         "replica draws its own initial weights",
-                         shorten(c->model.init_file, short_path, sizeof short_path));
-    }
     if (c->spectrum.eigenvectors)
         return sgk_error(SGK_ERR_USAGE, message, "spectrum.eigenvectors", "yes", "no");
     if (c->spectrum.eigenpairs != 0) {
@@ -1272,6 +1268,9 @@ static void write_data_section(FILE *out, const sgk_config *c)
     case SGK_OOD_SHIFT:
         format_real(c->data.ood_shift, number, sizeof number);
         fprintf(out, "shift:%s", number);
+        break;
+    case SGK_OOD_FILE:
+        fprintf(out, "file");
         break;
     }
     fprintf(out, "\nn_ood = %ld\n", c->data.n_ood);

@@ -212,14 +212,15 @@ static sgk_status file_request(const sgk_config *config, sgk_file_request *reque
     request->n_ood = sgk_dataset_ood_count(config);
     request->ood_origin = SGK_FILE_OOD_NONE;
 
-    /* NOTE: [data] ood has no value that selects the split-2 points of a netcdf file,
-     * so SGK_FILE_OOD_SPLIT is reached only by calling sgk_dataset_read_netcdf. */
     switch (config->data.ood) {
     case SGK_OOD_NONE:
     case SGK_OOD_NOISE:
         break;
     case SGK_OOD_SHIFT:
         request->ood_origin = SGK_FILE_OOD_TEST;
+        break;
+    case SGK_OOD_FILE:
+        request->ood_origin = SGK_FILE_OOD_SPLIT;
         break;
     case SGK_OOD_CLASSES:
         if (request->n_ood > 0)

@@ -37,6 +37,7 @@ typedef struct {
     int classes[SGK_MAX_CLASSES];
     int n_classes;
     int position[N_LABEL_VALUES];
+    int one_hot;   /* one output per class even for two classes (softmax cross-entropy) */
 } class_list;
 
 /* Set `path` to folder/name.gz when that file exists, else to folder/name. The
@@ -125,6 +126,7 @@ static sgk_status resolve_classes(const sgk_config *config, const labelled_image
     for (int v = 0; v < N_LABEL_VALUES; v++)
         list->position[v] = -1;
     list->n_classes = 0;
+    list->one_hot = config->train.loss == SGK_LOSS_XENT;
 
     if (config->data.n_classes > 0) {
         SGK_CHECK(check_class_range(config->data.classes, config->data.n_classes, "classes"));
@@ -258,7 +260,7 @@ static void write_target(double *y, const class_list *list, int label)
 {
     int position = list->position[label];
 
-    if (list->n_classes == 2) {
+    if (list->n_classes == 2 && !list->one_hot) {
         y[0] = position == 0 ? -1.0 : 1.0;
         return;
     }
@@ -401,7 +403,7 @@ static sgk_status build_idx(const sgk_config *config, idx_build *build, sgk_data
         SGK_CHECK(draw_ood(config, n_ood, build));
 
     /* 3. Copy pixels, targets and labels. ood = noise rows stay for the caller. */
-    int n_outputs = build->list.n_classes == 2 ? 1 : build->list.n_classes;
+    int n_outputs = build->list.n_classes == 2 && !build->list.one_hot ? 1 : build->list.n_classes;
     SGK_CHECK(sgk_dataset_alloc(data, n_train, n_test, n_ood, build->train.n_features,
                                 n_outputs));
     fill_rows(data, 0, &build->train, build->train_indices, n_train, &build->list, 1);

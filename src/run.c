@@ -468,6 +468,37 @@ static sgk_status solve_spectrum(const sgk_dataset *data, const sgk_grid *grid,
     return status;
 }
 
+/* The loss must fit the targets: logistic needs one output with targets -1 or +1, and
+ * softmax cross-entropy needs one-hot rows. Every rank holds the same data, so every rank
+ * reaches the same verdict. */
+static sgk_status check_targets(const sgk_config *config, const sgk_dataset *data)
+{
+    int n_outputs = data->n_outputs;
+
+    for (long i = 0; i < data->n_train + data->n_test; i++) {
+        const double *y = data->y + (size_t)i * n_outputs;
+        if (config->train.loss == SGK_LOSS_LOGISTIC) {
+            if (n_outputs != 1 || (y[0] != 1.0 && y[0] != -1.0))
+                return sgk_error(SGK_ERR_DATA, "[train] loss = logistic needs one output with "
+                                 "targets -1 or +1, but point %ld has %d output(s), first target "
+                                 "%g; use two classes of a labelled source, or loss = mse", i,
+                                 n_outputs, y[0]);
+        } else if (config->train.loss == SGK_LOSS_XENT) {
+            double sum = 0.0;
+            int valid = n_outputs >= 2;
+            for (int o = 0; o < n_outputs; o++) {
+                valid = valid && (y[o] == 0.0 || y[o] == 1.0);
+                sum += y[o];
+            }
+            if (!valid || sum != 1.0)
+                return sgk_error(SGK_ERR_DATA, "[train] loss = xent needs one-hot targets with "
+                                 "at least two outputs, but point %ld is not one-hot; use a "
+                                 "labelled source, or loss = mse", i);
+        }
+    }
+    return SGK_OK;
+}
+
 sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                               const sgk_grid *grid, const sgk_run_options *options,
                               sgk_results *results)
@@ -486,6 +517,11 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     /* 1. Network shape, schedule, probe set and result buffers. */
     if (options == NULL) options = &no_options;
     memset(results, 0, sizeof *results);
+    status = check_targets(config, data);
+    if (status != SGK_OK) {
+        if (grid->rank != 0) sgk_error_clear();
+        return status;
+    }
     memset(&buffers, 0, sizeof buffers);
     memset(&ensemble, 0, sizeof ensemble);
     results->n_replicas = n_replicas;

@@ -20,17 +20,17 @@
 #include "sgk/dataset.h"
 
 enum {
-    N_POINTS = 12,   /* points of the valid NetCDF files */
+    N_POINTS = 12, /* points of the valid NetCDF files */
     N_FEATURES = 3,
     N_OUTPUTS = 2,
-    CSV_ROWS = 8,    /* data rows of the valid CSV files */
+    CSV_ROWS = 8, /* data rows of the valid CSV files */
     CSV_FEATURES = 2,
     PATH_BYTES = 512,
 };
 
 /* Split of each point in split.nc: train points 1, 3, 5, 6, 9; test points 0, 4, 8,
  * 10; ood points 2, 7, 11. */
-static const int SPLIT_OF_POINT[N_POINTS] = {1, 0, 2, 0, 1, 0, 0, 2, 1, 0, 1, 2};
+static const int SPLIT_OF_POINT[N_POINTS] = { 1, 0, 2, 0, 1, 0, 0, 2, 1, 0, 1, 2 };
 
 static int rank;
 static char folder[256] = "/tmp/sgk-test-sources-XXXXXX";
@@ -77,8 +77,7 @@ static int write_netcdf(const nc_spec *spec)
     int ok;
 
     path_of(spec->name, path);
-    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &ncid) != NC_NOERR)
-        return -1;
+    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &ncid) != NC_NOERR) return -1;
     ok = nc_def_dim(ncid, "point", (size_t)spec->n_x, &x_dims[0]) == NC_NOERR &&
          nc_def_dim(ncid, "pixel", N_FEATURES, &x_dims[1]) == NC_NOERR &&
          nc_def_dim(ncid, "extra", 1, &x_dims[2]) == NC_NOERR &&
@@ -87,8 +86,7 @@ static int write_netcdf(const nc_spec *spec)
          nc_def_dim(ncid, "target", N_OUTPUTS, &y_dims[1]) == NC_NOERR;
     y_dims[0] = spec->n_y == spec->n_x ? x_dims[0] : sample_y;
     ok = ok && nc_def_var(ncid, "x", spec->x_type, spec->x_rank, x_dims, &x_id) == NC_NOERR;
-    if (ok && spec->n_y > 0)
-        ok = nc_def_var(ncid, "y", spec->y_type, 2, y_dims, &y_id) == NC_NOERR;
+    if (ok && spec->n_y > 0) ok = nc_def_var(ncid, "y", spec->y_type, 2, y_dims, &y_id) == NC_NOERR;
     if (ok && spec->split)
         ok = nc_def_var(ncid, "split", spec->split_type, 1, x_dims, &split_id) == NC_NOERR;
     ok = ok && nc_enddef(ncid) == NC_NOERR;
@@ -100,13 +98,10 @@ static int write_netcdf(const nc_spec *spec)
         for (int j = 0; j < N_FEATURES; j++)
             x[p * N_FEATURES + j] = p == spec->nan_point && j == 1 ? NAN : x_value(p, j);
     for (long p = 0; ok && p < spec->n_y; p++)
-        for (int o = 0; o < N_OUTPUTS; o++)
-            y[p * N_OUTPUTS + o] = y_value(p, o);
+        for (int o = 0; o < N_OUTPUTS; o++) y[p * N_OUTPUTS + o] = y_value(p, o);
     ok = ok && nc_put_var_double(ncid, x_id, x) == NC_NOERR;
-    if (ok && spec->n_y > 0)
-        ok = nc_put_var_double(ncid, y_id, y) == NC_NOERR;
-    if (ok && spec->split)
-        ok = nc_put_var_int(ncid, split_id, spec->split) == NC_NOERR;
+    if (ok && spec->n_y > 0) ok = nc_put_var_double(ncid, y_id, y) == NC_NOERR;
+    if (ok && spec->split) ok = nc_put_var_int(ncid, split_id, spec->split) == NC_NOERR;
     free(x);
     free(y);
     return nc_close(ncid) == NC_NOERR && ok ? 0 : -1;
@@ -114,22 +109,21 @@ static int write_netcdf(const nc_spec *spec)
 
 static int write_netcdf_files(void)
 {
-    static const int bad_split[N_POINTS] = {0, 0, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0};
+    static const int bad_split[N_POINTS] = { 0, 0, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0 };
     const nc_spec specs[] = {
-        {"split.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, SPLIT_OF_POINT, NC_BYTE, -1},
-        {"plain.nc", N_POINTS, 2, NC_FLOAT, N_POINTS, NC_SHORT, NULL, NC_INT, -1},
-        {"no-y.nc", N_POINTS, 2, NC_DOUBLE, 0, NC_DOUBLE, NULL, NC_INT, -1},
-        {"x-rank3.nc", N_POINTS, 3, NC_DOUBLE, N_POINTS, NC_DOUBLE, NULL, NC_INT, -1},
-        {"counts.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS - 1, NC_DOUBLE, NULL, NC_INT, -1},
-        {"nan.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, NULL, NC_INT, 5},
-        {"bad-split.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, bad_split, NC_INT, -1},
-        {"float-split.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, SPLIT_OF_POINT,
-         NC_FLOAT, -1},
+        { "split.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, SPLIT_OF_POINT, NC_BYTE, -1 },
+        { "plain.nc", N_POINTS, 2, NC_FLOAT, N_POINTS, NC_SHORT, NULL, NC_INT, -1 },
+        { "no-y.nc", N_POINTS, 2, NC_DOUBLE, 0, NC_DOUBLE, NULL, NC_INT, -1 },
+        { "x-rank3.nc", N_POINTS, 3, NC_DOUBLE, N_POINTS, NC_DOUBLE, NULL, NC_INT, -1 },
+        { "counts.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS - 1, NC_DOUBLE, NULL, NC_INT, -1 },
+        { "nan.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, NULL, NC_INT, 5 },
+        { "bad-split.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, bad_split, NC_INT, -1 },
+        { "float-split.nc", N_POINTS, 2, NC_DOUBLE, N_POINTS, NC_DOUBLE, SPLIT_OF_POINT, NC_FLOAT,
+          -1 },
     };
     int failed = 0;
 
-    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++)
-        failed |= write_netcdf(&specs[k]);
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) failed |= write_netcdf(&specs[k]);
     return failed;
 }
 
@@ -141,30 +135,27 @@ static int write_text(const char *name, const char *text)
 
     path_of(name, path);
     FILE *file = fopen(path, "w");
-    if (!file)
-        return -1;
+    if (!file) return -1;
     int ok = fputs(text, file) >= 0;
     return fclose(file) == 0 && ok ? 0 : -1;
 }
 
-/* CSV_ROWS rows of x_value and y_value, with a header, comments, blank lines, spaces
- * around fields and Windows line ends mixed in; `bom` starts the file with a UTF-8
- * byte order mark and leaves out the header. */
+/* Write CSV_ROWS rows of x_value and y_value with a header, comments, blank lines,
+ * spaces around fields and some Windows line ends. With `bom`, the file starts with a
+ * UTF-8 byte order mark instead of the header. */
 static int write_valid_csv(const char *name, int bom)
 {
     char path[PATH_BYTES];
 
     path_of(name, path);
     FILE *file = fopen(path, "w");
-    if (!file)
-        return -1;
+    if (!file) return -1;
     if (bom)
         fputs("\xEF\xBB\xBF", file);
     else
         fputs("# made by test_sources\n\nfeature a, feature b ,target\n", file);
     for (long p = 0; p < CSV_ROWS; p++) {
-        if (p == 3)
-            fputs("   \n  # a comment between rows\n", file);
+        if (p == 3) fputs("   \n  # a comment between rows\n", file);
         fprintf(file, "%.17g, %.17g,%.17g%s", x_value(p, 0), x_value(p, 1), y_value(p, 0),
                 p % 2 ? "\r\n" : "\n");
     }
@@ -193,10 +184,11 @@ static int write_csv_files(void)
 static void remove_files(void)
 {
     static const char *const names[] = {
-        "split.nc", "plain.nc", "no-y.nc", "x-rank3.nc", "counts.nc", "nan.nc",
-        "bad-split.nc", "float-split.nc", "valid.csv", "bom.csv", "ragged.csv",
-        "text-field.csv", "empty-field.csv", "nan.csv", "overflow.csv", "empty.csv",
-        "comments-only.csv", "header-only.csv", "one-column.csv", "not-netcdf.nc"};
+        "split.nc",   "plain.nc",          "no-y.nc",         "x-rank3.nc",     "counts.nc",
+        "nan.nc",     "bad-split.nc",      "float-split.nc",  "valid.csv",      "bom.csv",
+        "ragged.csv", "text-field.csv",    "empty-field.csv", "nan.csv",        "overflow.csv",
+        "empty.csv",  "comments-only.csv", "header-only.csv", "one-column.csv", "not-netcdf.nc"
+    };
     char path[PATH_BYTES];
 
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
@@ -222,8 +214,7 @@ static void base_config(sgk_config *config, sgk_source source, const char *name)
 static uint64_t fnv1a(uint64_t hash, const void *bytes, size_t n)
 {
     const unsigned char *p = bytes;
-    for (size_t k = 0; k < n; k++)
-        hash = (hash ^ p[k]) * 0x100000001b3ULL;
+    for (size_t k = 0; k < n; k++) hash = (hash ^ p[k]) * 0x100000001b3ULL;
     return hash;
 }
 
@@ -231,8 +222,7 @@ static uint64_t fnv1a(uint64_t hash, const void *bytes, size_t n)
 static uint64_t fingerprint(sgk_status status, const sgk_dataset *data)
 {
     uint64_t hash = fnv1a(0xcbf29ce484222325ULL, &status, sizeof status);
-    if (status != SGK_OK)
-        return fnv1a(hash, sgk_error_message(), strlen(sgk_error_message()));
+    if (status != SGK_OK) return fnv1a(hash, sgk_error_message(), strlen(sgk_error_message()));
 
     size_t n = (size_t)data->n_samples;
     hash = fnv1a(hash, data->x, n * (size_t)data->n_features * sizeof(double));
@@ -260,8 +250,7 @@ static sgk_status load(const sgk_config *config, sgk_dataset *data)
 static int contains(const char *text, const char *fragment)
 {
     int found = strstr(text, fragment) != NULL;
-    if (!found && rank == 0)
-        fprintf(stderr, "\n    message lacks '%s': %s\n", fragment, text);
+    if (!found && rank == 0) fprintf(stderr, "\n    message lacks '%s': %s\n", fragment, text);
     return found;
 }
 
@@ -299,8 +288,7 @@ static int count_row_mismatches(const sgk_dataset *data, long first, long count,
 
 static void check_source_indices(const sgk_dataset *data, const long *expected, long count)
 {
-    for (long row = 0; row < count; row++)
-        CU_ASSERT_EQUAL(data->source_index[row], expected[row]);
+    for (long row = 0; row < count; row++) CU_ASSERT_EQUAL(data->source_index[row], expected[row]);
 }
 
 /* Population standard deviation of all training inputs, pooled over points and
@@ -311,11 +299,9 @@ static double pooled_training_std(const sgk_dataset *data)
     double sum = 0.0;
     double squares = 0.0;
 
-    for (long k = 0; k < count; k++)
-        sum += data->x[k];
+    for (long k = 0; k < count; k++) sum += data->x[k];
     double mean = sum / (double)count;
-    for (long k = 0; k < count; k++)
-        squares += (data->x[k] - mean) * (data->x[k] - mean);
+    for (long k = 0; k < count; k++) squares += (data->x[k] - mean) * (data->x[k] - mean);
     return sqrt(squares / (double)count);
 }
 
@@ -323,14 +309,13 @@ static double pooled_training_std(const sgk_dataset *data)
 
 static void test_netcdf_split_order(void)
 {
-    static const long points[] = {1, 3, 5, 0, 4}; /* first train points, then test */
+    static const long points[] = { 1, 3, 5, 0, 4 }; /* first train points, then test */
     sgk_config config;
     sgk_dataset data;
 
     base_config(&config, SGK_SOURCE_NETCDF, "split.nc");
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     CU_ASSERT_EQUAL(data.n_samples, 5);
     CU_ASSERT_EQUAL(data.n_features, N_FEATURES);
@@ -344,7 +329,7 @@ static void test_netcdf_split_order(void)
 /* Without split: file order. x is float and y short in this file. */
 static void test_netcdf_file_order(void)
 {
-    static const long points[] = {0, 1, 2, 3, 4, 5, 6};
+    static const long points[] = { 0, 1, 2, 3, 4, 5, 6 };
     sgk_config config;
     sgk_dataset data;
 
@@ -352,8 +337,7 @@ static void test_netcdf_file_order(void)
     config.data.n_train = 4;
     config.data.n_test = 3;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     check_source_indices(&data, points, 7);
     CU_ASSERT_EQUAL(count_row_mismatches(&data, 0, 4, SGK_SPLIT_TRAIN), 0);
@@ -364,8 +348,8 @@ static void test_netcdf_file_order(void)
 /* The split-2 points, through the reader because no [data] ood value selects them. */
 static void test_netcdf_ood_from_split(void)
 {
-    static const long points[] = {1, 3, 0, 2, 7};
-    sgk_file_request request = {2, 1, 2, SGK_FILE_OOD_SPLIT};
+    static const long points[] = { 1, 3, 0, 2, 7 };
+    sgk_file_request request = { 2, 1, 2, SGK_FILE_OOD_SPLIT };
     char path[PATH_BYTES];
     sgk_dataset data;
 
@@ -391,7 +375,7 @@ static void test_netcdf_ood_from_split(void)
 /* ood = shift takes the test points after the first n_test and shifts their inputs. */
 static void test_netcdf_ood_shift(void)
 {
-    static const long points[] = {1, 3, 5, 0, 4, 8};
+    static const long points[] = { 1, 3, 5, 0, 4, 8 };
     sgk_config config;
     sgk_dataset data;
 
@@ -401,8 +385,7 @@ static void test_netcdf_ood_shift(void)
     config.data.ood_shift = 2.0;
     config.data.n_ood = 2;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     check_source_indices(&data, points, 6);
     CU_ASSERT_EQUAL(count_row_mismatches(&data, 0, 3, SGK_SPLIT_TRAIN), 0);
@@ -413,8 +396,7 @@ static void test_netcdf_ood_shift(void)
         CU_ASSERT_EQUAL(data.split[row], SGK_SPLIT_OOD);
         /* One addition of the offset: the only difference is its rounding. */
         for (int j = 0; j < N_FEATURES; j++)
-            CU_ASSERT_DOUBLE_EQUAL(data.x[row * N_FEATURES + j], x_value(point, j) + offset,
-                                   1e-12);
+            CU_ASSERT_DOUBLE_EQUAL(data.x[row * N_FEATURES + j], x_value(point, j) + offset, 1e-12);
         for (int o = 0; o < N_OUTPUTS; o++)
             CU_ASSERT_EQUAL(data.y[row * N_OUTPUTS + o], y_value(point, o));
     }
@@ -431,8 +413,7 @@ static void test_netcdf_ood_noise(void)
     config.data.ood = SGK_OOD_NOISE;
     config.data.n_ood = 3;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     CU_ASSERT_EQUAL(data.n_samples, 8);
     CU_ASSERT_EQUAL(count_row_mismatches(&data, 0, 3, SGK_SPLIT_TRAIN), 0);
@@ -450,7 +431,7 @@ static void test_netcdf_ood_noise(void)
 
 static void test_netcdf_missing_variable(void)
 {
-    static const char *const fragments[] = {"no variable 'y'", NULL};
+    static const char *const fragments[] = { "no variable 'y'", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_NETCDF, "no-y.nc");
@@ -459,7 +440,7 @@ static void test_netcdf_missing_variable(void)
 
 static void test_netcdf_wrong_rank(void)
 {
-    static const char *const fragments[] = {"'x'", "3 dimensions", NULL};
+    static const char *const fragments[] = { "'x'", "3 dimensions", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_NETCDF, "x-rank3.nc");
@@ -468,7 +449,7 @@ static void test_netcdf_wrong_rank(void)
 
 static void test_netcdf_mismatched_counts(void)
 {
-    static const char *const fragments[] = {"12 samples in x but 11 in y", NULL};
+    static const char *const fragments[] = { "12 samples in x but 11 in y", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_NETCDF, "counts.nc");
@@ -477,10 +458,10 @@ static void test_netcdf_mismatched_counts(void)
 
 static void test_netcdf_too_few_points(void)
 {
-    static const char *const by_split[] = {"5 points with split = 0", "4 with split = 1",
-                                           "needs 6, 2 and 0", NULL};
-    static const char *const in_order[] = {"has 12 points", "needs 13", NULL};
-    static const char *const shift[] = {"needs 3, 5 and 0", "ood = shift", NULL};
+    static const char *const by_split[] = { "5 points with split = 0", "4 with split = 1",
+                                            "needs 6, 2 and 0", NULL };
+    static const char *const in_order[] = { "has 12 points", "needs 13", NULL };
+    static const char *const shift[] = { "needs 3, 5 and 0", "ood = shift", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_NETCDF, "split.nc");
@@ -502,7 +483,7 @@ static void test_netcdf_too_few_points(void)
 
 static void test_netcdf_non_finite(void)
 {
-    static const char *const fragments[] = {"'x'", "sample 5, feature 1", NULL};
+    static const char *const fragments[] = { "'x'", "sample 5, feature 1", NULL };
     sgk_config config;
     sgk_dataset data;
 
@@ -517,8 +498,8 @@ static void test_netcdf_non_finite(void)
 
 static void test_netcdf_invalid_split(void)
 {
-    static const char *const value[] = {"'split'", "value 3 at sample 4", NULL};
-    static const char *const type[] = {"'split'", "float", "integer", NULL};
+    static const char *const value[] = { "'split'", "value 3 at sample 4", NULL };
+    static const char *const type[] = { "'split'", "float", "integer", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_NETCDF, "bad-split.nc");
@@ -529,9 +510,9 @@ static void test_netcdf_invalid_split(void)
 
 static void test_netcdf_unreadable(void)
 {
-    static const char *const not_netcdf[] = {"cannot open NetCDF file", NULL};
-    static const char *const missing[] = {"cannot open NetCDF file", "No such file", NULL};
-    static const char *const classes[] = {"classes:LIST", "netcdf", NULL};
+    static const char *const not_netcdf[] = { "cannot open NetCDF file", NULL };
+    static const char *const missing[] = { "cannot open NetCDF file", "No such file", NULL };
+    static const char *const classes[] = { "classes:LIST", "netcdf", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_NETCDF, "not-netcdf.nc");
@@ -569,8 +550,7 @@ static void test_csv_round_trip(void)
     config.data.n_train = 5;
     config.data.n_test = 3;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     CU_ASSERT_EQUAL(data.n_samples, CSV_ROWS);
     CU_ASSERT_EQUAL(data.n_features, CSV_FEATURES);
@@ -590,8 +570,7 @@ static void test_csv_without_header(void)
     config.data.n_train = 2;
     config.data.n_test = 1;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     check_csv_rows(&data, 0, 2, SGK_SPLIT_TRAIN);
     check_csv_rows(&data, 2, 1, SGK_SPLIT_TEST);
@@ -608,8 +587,7 @@ static void test_csv_ood_shift(void)
     config.data.ood_shift = -1.5;
     config.data.n_ood = 3;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_OK);
-    if (!data.x)
-        return;
+    if (!data.x) return;
 
     double offset = -1.5 * pooled_training_std(&data);
     for (long row = 5; row < 8; row++) {
@@ -618,16 +596,15 @@ static void test_csv_ood_shift(void)
         CU_ASSERT_EQUAL(data.y[row], y_value(row, 0));
         /* One addition of the offset: the only difference is its rounding. */
         for (int j = 0; j < CSV_FEATURES; j++)
-            CU_ASSERT_DOUBLE_EQUAL(data.x[row * CSV_FEATURES + j], x_value(row, j) + offset,
-                                   1e-12);
+            CU_ASSERT_DOUBLE_EQUAL(data.x[row * CSV_FEATURES + j], x_value(row, j) + offset, 1e-12);
     }
     sgk_dataset_free(&data);
 }
 
 static void test_csv_ragged_line(void)
 {
-    static const char *const fragments[] = {"line 4 has 2 columns",
-                                            "line 1 (the header) has 3", NULL};
+    static const char *const fragments[] = { "line 4 has 2 columns", "line 1 (the header) has 3",
+                                             NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_CSV, "ragged.csv");
@@ -636,10 +613,10 @@ static void test_csv_ragged_line(void)
 
 static void test_csv_invalid_fields(void)
 {
-    static const char *const text[] = {"line 3, column 2", "'abc' is not a number", NULL};
-    static const char *const empty[] = {"line 2, column 2 is empty", NULL};
-    static const char *const nan[] = {"line 2, column 3", "'nan' is not finite", NULL};
-    static const char *const overflow[] = {"line 2, column 2", "'1e999' is not finite", NULL};
+    static const char *const text[] = { "line 3, column 2", "'abc' is not a number", NULL };
+    static const char *const empty[] = { "line 2, column 2 is empty", NULL };
+    static const char *const nan[] = { "line 2, column 3", "'nan' is not finite", NULL };
+    static const char *const overflow[] = { "line 2, column 2", "'1e999' is not finite", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_CSV, "text-field.csv");
@@ -654,9 +631,9 @@ static void test_csv_invalid_fields(void)
 
 static void test_csv_empty_files(void)
 {
-    static const char *const no_rows[] = {"has no rows", NULL};
-    static const char *const header_only[] = {"header (line 1) but no data rows", "needs 5",
-                                              NULL};
+    static const char *const no_rows[] = { "has no rows", NULL };
+    static const char *const header_only[] = { "header (line 1) but no data rows", "needs 5",
+                                               NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_CSV, "empty.csv");
@@ -669,8 +646,8 @@ static void test_csv_empty_files(void)
 
 static void test_csv_too_few_rows(void)
 {
-    static const char *const fragments[] = {"has 8 data rows", "needs 9", NULL};
-    static const char *const shift[] = {"has 8 data rows", "needs 10", "ood = shift", NULL};
+    static const char *const fragments[] = { "has 8 data rows", "needs 9", NULL };
+    static const char *const shift[] = { "has 8 data rows", "needs 10", "ood = shift", NULL };
     sgk_config config;
 
     base_config(&config, SGK_SOURCE_CSV, "valid.csv");
@@ -687,9 +664,9 @@ static void test_csv_too_few_rows(void)
 
 static void test_csv_unusable_files(void)
 {
-    static const char *const one_column[] = {"line 1 has 1 column", NULL};
-    static const char *const missing[] = {"cannot open CSV file", "No such file", NULL};
-    sgk_file_request request = {1, 0, 1, SGK_FILE_OOD_SPLIT};
+    static const char *const one_column[] = { "line 1 has 1 column", NULL };
+    static const char *const missing[] = { "cannot open CSV file", "No such file", NULL };
+    sgk_file_request request = { 1, 0, 1, SGK_FILE_OOD_SPLIT };
     char path[PATH_BYTES];
     sgk_config config;
     sgk_dataset data;
@@ -710,26 +687,26 @@ int main(int argc, char **argv)
         const char *name;
         CU_TestFunc function;
     } tests[] = {
-        {"netcdf split order", test_netcdf_split_order},
-        {"netcdf file order", test_netcdf_file_order},
-        {"netcdf ood from split", test_netcdf_ood_from_split},
-        {"netcdf ood shift", test_netcdf_ood_shift},
-        {"netcdf ood noise", test_netcdf_ood_noise},
-        {"netcdf missing variable", test_netcdf_missing_variable},
-        {"netcdf wrong rank", test_netcdf_wrong_rank},
-        {"netcdf mismatched counts", test_netcdf_mismatched_counts},
-        {"netcdf too few points", test_netcdf_too_few_points},
-        {"netcdf non-finite value", test_netcdf_non_finite},
-        {"netcdf invalid split", test_netcdf_invalid_split},
-        {"netcdf unreadable file", test_netcdf_unreadable},
-        {"csv round trip", test_csv_round_trip},
-        {"csv without header", test_csv_without_header},
-        {"csv ood shift", test_csv_ood_shift},
-        {"csv ragged line", test_csv_ragged_line},
-        {"csv invalid fields", test_csv_invalid_fields},
-        {"csv empty files", test_csv_empty_files},
-        {"csv too few rows", test_csv_too_few_rows},
-        {"csv unusable files", test_csv_unusable_files},
+        { "netcdf split order", test_netcdf_split_order },
+        { "netcdf file order", test_netcdf_file_order },
+        { "netcdf ood from split", test_netcdf_ood_from_split },
+        { "netcdf ood shift", test_netcdf_ood_shift },
+        { "netcdf ood noise", test_netcdf_ood_noise },
+        { "netcdf missing variable", test_netcdf_missing_variable },
+        { "netcdf wrong rank", test_netcdf_wrong_rank },
+        { "netcdf mismatched counts", test_netcdf_mismatched_counts },
+        { "netcdf too few points", test_netcdf_too_few_points },
+        { "netcdf non-finite value", test_netcdf_non_finite },
+        { "netcdf invalid split", test_netcdf_invalid_split },
+        { "netcdf unreadable file", test_netcdf_unreadable },
+        { "csv round trip", test_csv_round_trip },
+        { "csv without header", test_csv_without_header },
+        { "csv ood shift", test_csv_ood_shift },
+        { "csv ragged line", test_csv_ragged_line },
+        { "csv invalid fields", test_csv_invalid_fields },
+        { "csv empty files", test_csv_empty_files },
+        { "csv too few rows", test_csv_too_few_rows },
+        { "csv unusable files", test_csv_unusable_files },
     };
     int failed_setup = 0;
 
@@ -740,8 +717,7 @@ int main(int argc, char **argv)
     MPI_Bcast(&failed_setup, 1, MPI_INT, 0, MPI_COMM_WORLD);
     MPI_Bcast(folder, sizeof folder, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (failed_setup) {
-        if (rank == 0)
-            fprintf(stderr, "test_sources: cannot write the test files under /tmp\n");
+        if (rank == 0) fprintf(stderr, "test_sources: cannot write the test files under /tmp\n");
         MPI_Finalize();
         return 1;
     }
@@ -752,14 +728,12 @@ int main(int argc, char **argv)
         int registered = suite != NULL;
         for (size_t t = 0; registered && t < sizeof tests / sizeof tests[0]; t++)
             registered = CU_add_test(suite, tests[t].name, tests[t].function) != NULL;
-        if (registered)
-            result = sgk_test_mpi_run(MPI_COMM_WORLD);
+        if (registered) result = sgk_test_mpi_run(MPI_COMM_WORLD);
         CU_cleanup_registry();
     }
 
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0)
-        remove_files();
+    if (rank == 0) remove_files();
     MPI_Finalize();
     return result;
 }

@@ -20,7 +20,7 @@ enum { PATH_BYTES = 512, N_POINTS = 6 };
 static char folder[256] = "/tmp/sgk-test-weights-XXXXXX";
 
 /* The network of most tests: 4 inputs, hidden widths 5 and 3, 2 outputs. */
-static const int WIDTHS[2] = {5, 3};
+static const int WIDTHS[2] = { 5, 3 };
 
 static void path_of(const char *name, char *path)
 {
@@ -30,8 +30,8 @@ static void path_of(const char *name, char *path)
 static int create_net(sgk_mlp *net, int n_hidden, int n_outputs, sgk_activation activation,
                       sgk_parametrization parametrization)
 {
-    return sgk_mlp_create(net, 4, WIDTHS, n_hidden, n_outputs, activation,
-                          parametrization) == SGK_OK;
+    return sgk_mlp_create(net, 4, WIDTHS, n_hidden, n_outputs, activation, parametrization) ==
+           SGK_OK;
 }
 
 /* Parameters of `net` drawn from the init stream of `seed`. The caller frees them. */
@@ -45,8 +45,7 @@ static double *random_params(const sgk_mlp *net, uint64_t seed)
         sgk_mlp_init_params(net, &rng, w);
         /* Standard parametrization draws no biases; nonzero biases test their layout. */
         for (int l = 0; l < net->n_layers; l++)
-            for (int j = 0; j < net->dims[l + 1]; j++)
-                w[net->b_offset[l] + j] += 0.01 * (j + 1);
+            for (int j = 0; j < net->dims[l + 1]; j++) w[net->b_offset[l] + j] += 0.01 * (j + 1);
     }
     return w;
 }
@@ -54,8 +53,7 @@ static double *random_params(const sgk_mlp *net, uint64_t seed)
 static int contains(const char *text, const char *fragment)
 {
     int found = strstr(text, fragment) != NULL;
-    if (!found)
-        fprintf(stderr, "\n    message lacks '%s': %s\n", fragment, text);
+    if (!found) fprintf(stderr, "\n    message lacks '%s': %s\n", fragment, text);
     return found;
 }
 
@@ -75,7 +73,7 @@ typedef struct {
     size_t rows;
     size_t cols;
     nc_type type;
-    long nan_index;   /* flat index that gets NaN, or -1 */
+    long nan_index; /* flat index that gets NaN, or -1 */
 } raw_var;
 
 static int write_raw(const char *name, const raw_var *vars, int n_vars)
@@ -85,8 +83,7 @@ static int write_raw(const char *name, const raw_var *vars, int n_vars)
     int ok;
 
     path_of(name, path);
-    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &ncid) != NC_NOERR)
-        return -1;
+    if (nc_create(path, NC_CLOBBER | NC_NETCDF4, &ncid) != NC_NOERR) return -1;
     ok = 1;
     int varids[16];
     for (int v = 0; ok && v < n_vars; v++) {
@@ -96,10 +93,9 @@ static int write_raw(const char *name, const raw_var *vars, int n_vars)
         snprintf(dim_name, sizeof dim_name, "%s_rows", vars[v].name);
         ok = nc_def_dim(ncid, dim_name, vars[v].rows, &dims[0]) == NC_NOERR;
         snprintf(dim_name, sizeof dim_name, "%s_cols", vars[v].name);
-        if (ok && n_dims == 2)
-            ok = nc_def_dim(ncid, dim_name, vars[v].cols, &dims[1]) == NC_NOERR;
-        ok = ok && nc_def_var(ncid, vars[v].name, vars[v].type, n_dims, dims, &varids[v]) ==
-                       NC_NOERR;
+        if (ok && n_dims == 2) ok = nc_def_dim(ncid, dim_name, vars[v].cols, &dims[1]) == NC_NOERR;
+        ok = ok &&
+             nc_def_var(ncid, vars[v].name, vars[v].type, n_dims, dims, &varids[v]) == NC_NOERR;
     }
     ok = ok && nc_enddef(ncid) == NC_NOERR;
 
@@ -109,10 +105,9 @@ static int write_raw(const char *name, const raw_var *vars, int n_vars)
         ok = values != NULL;
         for (size_t j = 0; ok && j < vars[v].rows; j++)
             for (size_t k = 0; k < cols; k++)
-                values[j * cols + k] = param_value(vars[v].layer, (int)j, (int)k,
-                                                   vars[v].cols == 0);
-        if (ok && vars[v].nan_index >= 0)
-            values[vars[v].nan_index] = NAN;
+                values[j * cols + k] =
+                    param_value(vars[v].layer, (int)j, (int)k, vars[v].cols == 0);
+        if (ok && vars[v].nan_index >= 0) values[vars[v].nan_index] = NAN;
         ok = ok && nc_put_var_double(ncid, varids[v], values) == NC_NOERR;
         free(values);
     }
@@ -123,9 +118,9 @@ static int write_raw(const char *name, const raw_var *vars, int n_vars)
 static void network_vars(raw_var *vars)
 {
     const raw_var all[6] = {
-        {"W1", 1, 5, 4, NC_FLOAT, -1}, {"b1", 1, 5, 0, NC_DOUBLE, -1},
-        {"W2", 2, 3, 5, NC_DOUBLE, -1}, {"b2", 2, 3, 0, NC_DOUBLE, -1},
-        {"W3", 3, 2, 3, NC_DOUBLE, -1}, {"b3", 3, 2, 0, NC_DOUBLE, -1},
+        { "W1", 1, 5, 4, NC_FLOAT, -1 },  { "b1", 1, 5, 0, NC_DOUBLE, -1 },
+        { "W2", 2, 3, 5, NC_DOUBLE, -1 }, { "b2", 2, 3, 0, NC_DOUBLE, -1 },
+        { "W3", 3, 2, 3, NC_DOUBLE, -1 }, { "b3", 3, 2, 0, NC_DOUBLE, -1 },
     };
     memcpy(vars, all, sizeof all);
 }
@@ -153,7 +148,7 @@ static void test_write_read_identical(void)
 /* Dimensions d0..dL and the two attributes, read with the NetCDF API. */
 static void test_written_format(void)
 {
-    static const size_t lengths[4] = {4, 5, 3, 2};
+    static const size_t lengths[4] = { 4, 5, 3, 2 };
     char path[PATH_BYTES];
     char text[32];
     size_t length;
@@ -230,8 +225,7 @@ static void test_same_outputs(void)
     double *loaded = calloc((size_t)net.n_params, sizeof *loaded);
     CU_ASSERT_FATAL(w && loaded);
     sgk_rng_init(&rng, 5, 0, SGK_RNG_DATA);
-    for (int k = 0; k < N_POINTS * 4; k++)
-        x[k] = sgk_rng_normal(&rng);
+    for (int k = 0; k < N_POINTS * 4; k++) x[k] = sgk_rng_normal(&rng);
 
     path_of("outputs.nc", path);
     CU_ASSERT_EQUAL(sgk_weights_write(path, &net, w), SGK_OK);
@@ -366,7 +360,7 @@ static void test_unusable_paths(void)
 {
     char path[PATH_BYTES];
     sgk_mlp net;
-    double w[128] = {0};
+    double w[128] = { 0 };
 
     CU_ASSERT_FATAL(create_net(&net, 2, 2, SGK_ACT_RELU, SGK_PARAM_STANDARD));
 
@@ -389,9 +383,9 @@ static void test_unusable_paths(void)
 
 static void remove_files(void)
 {
-    static const char *const names[] = {
-        "round-trip.nc", "format.nc", "foreign.nc", "outputs.nc", "no-b2.nc", "w2-shape.nc",
-        "b1-rank.nc", "deeper.nc", "tanh.nc", "nan.nc", "text.nc"};
+    static const char *const names[] = { "round-trip.nc", "format.nc",   "foreign.nc", "outputs.nc",
+                                         "no-b2.nc",      "w2-shape.nc", "b1-rank.nc", "deeper.nc",
+                                         "tanh.nc",       "nan.nc",      "text.nc" };
     char path[PATH_BYTES];
 
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
@@ -407,16 +401,16 @@ int main(void)
         const char *name;
         CU_TestFunc function;
     } tests[] = {
-        {"write read identical", test_write_read_identical},
-        {"written format", test_written_format},
-        {"layout of foreign file", test_layout_of_foreign_file},
-        {"same outputs", test_same_outputs},
-        {"missing variable", test_missing_variable},
-        {"wrong shape", test_wrong_shape},
-        {"extra layer", test_extra_layer},
-        {"network mismatch", test_network_mismatch},
-        {"non-finite weight", test_non_finite_weight},
-        {"unusable paths", test_unusable_paths},
+        { "write read identical", test_write_read_identical },
+        { "written format", test_written_format },
+        { "layout of foreign file", test_layout_of_foreign_file },
+        { "same outputs", test_same_outputs },
+        { "missing variable", test_missing_variable },
+        { "wrong shape", test_wrong_shape },
+        { "extra layer", test_extra_layer },
+        { "network mismatch", test_network_mismatch },
+        { "non-finite weight", test_non_finite_weight },
+        { "unusable paths", test_unusable_paths },
     };
 
     if (!mkdtemp(folder)) {

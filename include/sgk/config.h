@@ -22,7 +22,13 @@ typedef enum {
     SGK_SOURCE_TEACHER
 } sgk_source;
 
-typedef enum { SGK_OOD_NONE, SGK_OOD_CLASSES, SGK_OOD_NOISE, SGK_OOD_SHIFT } sgk_ood_kind;
+typedef enum {
+    SGK_OOD_NONE,
+    SGK_OOD_CLASSES,
+    SGK_OOD_NOISE,
+    SGK_OOD_SHIFT,
+    SGK_OOD_FILE     /* the split-2 points of a netcdf source */
+} sgk_ood_kind;
 typedef enum { SGK_ACT_RELU, SGK_ACT_TANH, SGK_ACT_ERF, SGK_ACT_GELU } sgk_activation;
 typedef enum { SGK_PARAM_STANDARD, SGK_PARAM_NTK } sgk_parametrization;
 typedef enum { SGK_LOSS_MSE, SGK_LOSS_XENT, SGK_LOSS_LOGISTIC } sgk_loss_kind;

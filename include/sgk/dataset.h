@@ -30,8 +30,9 @@ typedef struct {
 /* Build the evaluation set that `config` describes (doc/data.md). Collective over
  * `comm`: rank 0 reads the files and broadcasts, so every rank ends with the same data,
  * or with the same status and error message. Errors in the data are SGK_ERR_DATA and
- * name the file. A missing or unreadable file and running out of memory give
- * SGK_ERR_IO, and invalid keys and the sources netcdf and csv give SGK_ERR_USAGE.
+ * name the file. A missing or unreadable file gives
+ * SGK_ERR_DATA (naming the paths tried), running out of memory gives SGK_ERR_IO, and
+ * invalid keys give SGK_ERR_USAGE.
  * On failure `data` holds no arrays. */
 sgk_status sgk_dataset_load(const sgk_config *config, MPI_Comm comm, sgk_dataset *data);
 

@@ -13,6 +13,8 @@
 #include "sgk/spectrum.h"
 #include "sgk/run.h"
 #include "sgk/ncio.h"
+#include "sgk/optimizer.h"
+#include "sgk/weights.h"
 #include "sgk/log.h"
 
 /* Version of the library, "MAJOR.MINOR.PATCH". */

@@ -1,6 +1,6 @@
 /* Initial-weights file: the parameters of one MLP in NetCDF.
  *
- * For layers l = 1..L the file holds W<l> with shape (d_l, d_{l-1}) and b<l> with
+ * For layers l = 1..L the file contains W<l> with shape (d_l, d_{l-1}) and b<l> with
  * shape (d_l), for example W1, b1, W2, b2. The values are the raw parameters W_l and
  * b_l of sgk/mlp.h. Under the NTK parametrization the forward pass multiplies them by
  * c_l and beta_l, so the file never contains those scales. Text attributes
