@@ -443,6 +443,44 @@ static sgk_status reduce_ensemble(const sgk_config *config, const sgk_dataset *d
     return agree(comm, status);
 }
 
+/* Collective. Move replica 0's final parameters from the rank that trained it to rank 0
+ * (results->final_weights), or leave it NULL when replica 0 diverged. */
+static sgk_status collect_first_weights(const sgk_grid *grid, sgk_ensemble *ensemble,
+                                        long n_params, sgk_results *results)
+{
+    int owner = 0, accepted = 0;
+
+    for (int r = 0; r < grid->n_ranks; r++) {
+        long first, count;
+        sgk_replica_block(ensemble->plan->config->ensemble.replicas, grid->n_ranks, r, &first,
+                          &count);
+        if (first == 0 && count > 0) {
+            owner = r;
+            break;
+        }
+    }
+    if (grid->rank == owner) accepted = ensemble->diverged_local[0] < 0;
+    MPI_Bcast(&accepted, 1, MPI_INT, owner, grid->comm);
+    if (!accepted) return SGK_OK;
+    if (owner == 0) {
+        if (grid->rank == 0) {
+            results->final_weights = ensemble->first_weights;
+            ensemble->first_weights = NULL;
+        }
+        return SGK_OK;
+    }
+    if (grid->rank == owner)
+        MPI_Send(ensemble->first_weights, (int)n_params, MPI_DOUBLE, 0, 0, grid->comm);
+    if (grid->rank == 0) {
+        results->final_weights = malloc(sizeof(double) * n_params);
+        if (!results->final_weights)
+            return sgk_error(SGK_ERR_IO, "out of memory for replica 0's weights");
+        MPI_Recv(results->final_weights, (int)n_params, MPI_DOUBLE, owner, 0, grid->comm,
+                 MPI_STATUS_IGNORE);
+    }
+    return SGK_OK;
+}
+
 /* Collective. Solve the spectrum of K_n = K_train / n: training points lead the set. */
 static sgk_status solve_spectrum(const sgk_dataset *data, const sgk_grid *grid,
                                  sgk_results *results)
@@ -596,8 +634,9 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     status = reduce_ensemble(config, data, grid, &ensemble, n_accepted, results);
     results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
     if (status != SGK_OK) goto done;
-    results->final_weights = ensemble.first_weights;
-    ensemble.first_weights = NULL;
+    if (options->keep_first_weights)
+        status = collect_first_weights(grid, &ensemble, buffers.net.n_params, results);
+    if (status != SGK_OK) goto done;
     sgk_ensemble_free(&ensemble);
 
     /* 6. Spectrum. */

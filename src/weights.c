@@ -193,8 +193,7 @@ sgk_status sgk_weights_read(const char *path, const sgk_mlp *net, double *w)
 
     int result = nc_open(path, NC_NOWRITE, &ncid);
     if (result != NC_NOERR)
-        return sgk_error(result == NC_ENOTNC ? SGK_ERR_DATA : SGK_ERR_IO,
-                         "cannot open weights file '%s': %s; model.init_file must name a "
+        return sgk_error(SGK_ERR_DATA, "cannot open weights file '%s': %s; model.init_file must name a "
                          "NetCDF file with variables W1, b1, ..., W%d, b%d",
                          path, nc_strerror(result), net->n_layers, net->n_layers);
 

@@ -49,6 +49,25 @@ expect 1 "batch_size" --set data.source=teacher --set data.n_train=10 --set trai
 expect 2 "$work/empty-folder" --set data.source=idx --set "data.path=$work/empty-folder"
 expect 2 "no-such-folder" --set data.source=idx --set "data.path=$work/no-such-folder"
 
+# An existing output file is kept unless --force or [output] overwrite = yes.
+printf 'existing\n' > "$work/kept.nc"
+rm -f "$work/out.nc"
+$MPIEXEC -n 2 "$program" --set "output.file=$work/kept.nc" --set data.source=teacher \
+    >"$work/stdout" 2>"$work/stderr"
+status=$?
+if [ "$status" -ne 1 ] || ! grep -q "exists" "$work/stderr" || [ "$(cat "$work/kept.nc")" != existing ]; then
+    echo "FAIL: an existing output file was not protected (exit $status)"; cat "$work/stderr"
+    failures=$((failures + 1))
+else
+    echo "ok: exit 1 for an existing output file"
+fi
+
+# Losses that do not fit the targets.
+expect 2 "logistic" --set data.source=teacher --set train.loss=logistic
+expect 2 "xent" --set data.source=teacher --set train.loss=xent
+expect 1 "ood = file" --set data.source=teacher --set data.ood=file --set data.n_ood=3
+expect 2 "no-such-weights.nc" --set data.source=teacher --set "model.init_file=$work/no-such-weights.nc"
+
 if [ "$failures" -ne 0 ]; then
     echo "e2e-errors: $failures case(s) failed"
     exit 1

@@ -365,7 +365,7 @@ static void test_unusable_paths(void)
     CU_ASSERT_FATAL(create_net(&net, 2, 2, SGK_ACT_RELU, SGK_PARAM_STANDARD));
 
     path_of("absent.nc", path);
-    CU_ASSERT_EQUAL(sgk_weights_read(path, &net, w), SGK_ERR_IO);
+    CU_ASSERT_EQUAL(sgk_weights_read(path, &net, w), SGK_ERR_DATA);
     CU_ASSERT(contains(sgk_error_message(), "absent.nc"));
 
     path_of("text.nc", path);
