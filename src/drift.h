@@ -37,7 +37,7 @@ void sgk_drift_free(sgk_drift *drift);
  * sgk_mlp_backward with residuals r, its residual-weighted deltas (delta[l] for l < L; r
  * itself for the last layer). `batch` maps minibatch rows to training indices.
  * `input_gram` (N x N, row-major) replaces the first layer's activation Gram when not
- * NULL. `preconditioner` is NULL for P = I (the layer-factor path) or holds P's diagonal
+ * NULL; with NULL it is computed from the inputs, N B d_0 operations per step. `preconditioner` is NULL for P = I (the layer-factor path) or holds P's diagonal
  * (n_params entries; the explicit path, costing N B P operations). */
 void sgk_drift_add_step(sgk_drift *drift, const sgk_mlp *net, const sgk_factors *eval,
                         const sgk_mlp_work *batch_work, const double *residual,

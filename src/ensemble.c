@@ -42,19 +42,17 @@ sgk_status sgk_ensemble_create(sgk_ensemble *ensemble, const sgk_train_plan *pla
     ensemble->drop_diverged = drop_diverged;
 
     long n_local = ensemble->n_local;
-    ensemble->kernel = calloc((size_t)n_samples * n_samples, sizeof(double));
+    size_t n_params = (size_t)plan->net->n_params;
+    ensemble->weights_local = calloc((size_t)n_checkpoints * n_params * n_local + 1, sizeof(double));
     ensemble->f_local = calloc(ensemble->per_replica * n_local + 1, sizeof(double));
     ensemble->loss_train_local = calloc((size_t)n_checkpoints * n_local + 1, sizeof(double));
     ensemble->loss_test_local = calloc((size_t)n_checkpoints * n_local + 1, sizeof(double));
     ensemble->probe_local = calloc(ensemble->per_probe * n_local + 1, sizeof(double));
     ensemble->diverged_local = malloc(sizeof(long) * (n_local + 1));
-    if (drop_diverged && n_local > 0)
-        ensemble->replica_kernel = calloc((size_t)n_samples * n_samples, sizeof(double));
-    if (!ensemble->kernel || !ensemble->f_local || !ensemble->loss_train_local
-        || !ensemble->loss_test_local || !ensemble->probe_local || !ensemble->diverged_local
-        || (drop_diverged && n_local > 0 && !ensemble->replica_kernel))
-        status = sgk_error(SGK_ERR_IO, "out of memory for the kernel and the replica records of "
-                           "%ld evaluation points", n_samples);
+    if (!ensemble->weights_local || !ensemble->f_local || !ensemble->loss_train_local
+        || !ensemble->loss_test_local || !ensemble->probe_local || !ensemble->diverged_local)
+        status = sgk_error(SGK_ERR_IO, "out of memory for the replica records of %ld evaluation "
+                           "points", n_samples);
     for (long r = 0; r <= n_local && ensemble->diverged_local; r++) ensemble->diverged_local[r] = -1;
     if (status == SGK_OK && drift_enabled)
         status = sgk_drift_alloc(plan->net, n_samples, data->n_train, (int)batch_size,
@@ -69,8 +67,7 @@ sgk_status sgk_ensemble_create(sgk_ensemble *ensemble, const sgk_train_plan *pla
 void sgk_ensemble_free(sgk_ensemble *ensemble)
 {
     if (ensemble->has_current) sgk_replica_free(&ensemble->current);
-    free(ensemble->kernel);
-    free(ensemble->replica_kernel);
+    free(ensemble->weights_local);
     free(ensemble->f_local);
     free(ensemble->loss_train_local);
     free(ensemble->loss_test_local);
@@ -91,6 +88,8 @@ static void attach_record(sgk_ensemble *ensemble, long r)
     ensemble->record.loss_train = ensemble->loss_train_local + r * n_checkpoints;
     ensemble->record.loss_test = ensemble->loss_test_local + r * n_checkpoints;
     ensemble->record.probe_kernel = ensemble->probe_local + r * ensemble->per_probe;
+    ensemble->record.weights = ensemble->weights_local
+                               + (size_t)r * n_checkpoints * ensemble->plan->net->n_params;
 }
 
 /* Scalars of the position, stored as one block. */
@@ -104,7 +103,6 @@ static int snapshot_blocks(sgk_ensemble *ensemble, long *position, double *recor
 {
     const sgk_train_plan *plan = ensemble->plan;
     long n_samples = plan->data->n_samples;
-    size_t kernel_bytes = sizeof(double) * (size_t)n_samples * n_samples;
     size_t pair_bytes = ensemble->drift.pair
                         ? sizeof(double) * (size_t)n_samples * plan->data->n_train
                               * plan->data->n_outputs
@@ -118,7 +116,8 @@ static int snapshot_blocks(sgk_ensemble *ensemble, long *position, double *recor
     blocks[n++] = (sgk_snapshot_block){ "position", position, sizeof(long) * POS_SIZE };
     blocks[n++] = (sgk_snapshot_block){ "seconds", ensemble->seconds, sizeof ensemble->seconds };
     blocks[n++] = (sgk_snapshot_block){ "record_seconds", record_seconds, sizeof(double) * 3 };
-    blocks[n++] = (sgk_snapshot_block){ "kernel", ensemble->kernel, kernel_bytes };
+    blocks[n++] = (sgk_snapshot_block){ "checkpoint_weights", ensemble->weights_local,
+                                        params_bytes * n_checkpoints * n_local };
     blocks[n++] = (sgk_snapshot_block){ "drift_pairs", ensemble->drift.pair, pair_bytes };
     blocks[n++] = (sgk_snapshot_block){ "outputs", ensemble->f_local,
                                         sizeof(double) * ensemble->per_replica * n_local };
@@ -130,8 +129,6 @@ static int snapshot_blocks(sgk_ensemble *ensemble, long *position, double *recor
                                         sizeof(double) * ensemble->per_probe * n_local };
     blocks[n++] = (sgk_snapshot_block){ "diverged", ensemble->diverged_local,
                                         sizeof(long) * n_local };
-    blocks[n++] = (sgk_snapshot_block){ "replica_kernel", ensemble->replica_kernel,
-                                        ensemble->replica_kernel ? kernel_bytes : 0 };
     blocks[n++] = (sgk_snapshot_block){ "replica_drift_pairs", ensemble->replica_drift.pair,
                                         ensemble->replica_drift.pair ? pair_bytes : 0 };
     blocks[n++] = (sgk_snapshot_block){ "first_weights", ensemble->first_weights,
@@ -282,7 +279,6 @@ static void finish_replica(sgk_ensemble *ensemble)
 {
     const sgk_train_plan *plan = ensemble->plan;
     long n_samples = plan->data->n_samples;
-    size_t kernel_count = (size_t)n_samples * n_samples;
     size_t pair_count = (size_t)n_samples * plan->data->n_train * plan->data->n_outputs;
     long r = ensemble->replicas_done;
     sgk_replica_record *record = &ensemble->record;
@@ -295,15 +291,10 @@ static void finish_replica(sgk_ensemble *ensemble)
     ensemble->seconds[0] += record->seconds_train;
     ensemble->seconds[1] += record->seconds_kernel;
     ensemble->seconds[2] += record->seconds_drift;
-    if (ensemble->replica_kernel != NULL) {
-        if (record->diverged_step < 0) {
-            add_into(ensemble->kernel, ensemble->replica_kernel, kernel_count);
-            if (ensemble->drift.pair)
-                add_into(ensemble->drift.pair, ensemble->replica_drift.pair, pair_count);
-        }
-        memset(ensemble->replica_kernel, 0, sizeof(double) * kernel_count);
-        if (ensemble->replica_drift.pair)
-            memset(ensemble->replica_drift.pair, 0, sizeof(double) * pair_count);
+    if (ensemble->replica_drift.pair != NULL) {
+        if (record->diverged_step < 0)
+            add_into(ensemble->drift.pair, ensemble->replica_drift.pair, pair_count);
+        memset(ensemble->replica_drift.pair, 0, sizeof(double) * pair_count);
     }
     if (record->diverged_step >= 0)
         sgk_log_any(SGK_LOG_WARN, "replica %ld diverged at step %ld (loss or outputs not finite)%s",
@@ -339,12 +330,11 @@ sgk_status sgk_ensemble_train(sgk_ensemble *ensemble, double snapshot_minutes, i
             attach_record(ensemble, ensemble->replicas_done);
             sgk_replica_record_reset(plan, &ensemble->record);
         }
-        double *kernel = ensemble->replica_kernel ? ensemble->replica_kernel : ensemble->kernel;
         sgk_drift *drift = NULL;
         if (ensemble->drift.pair) drift = ensemble->replica_drift.pair ? &ensemble->replica_drift
                                                                       : &ensemble->drift;
-        status = sgk_replica_run(plan, &ensemble->current, kernel, drift, &ensemble->record,
-                                 on_step, &hook, &paused);
+        status = sgk_replica_run(plan, &ensemble->current, drift, &ensemble->record, on_step,
+                                 &hook, &paused);
         if (status == SGK_OK) status = hook.status;
         if (status != SGK_OK || paused) break;
         int diverged = ensemble->record.diverged_step >= 0;

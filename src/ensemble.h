@@ -21,12 +21,10 @@ typedef struct {
     size_t per_probe;           /* probe kernels per replica: C x P x P */
     int drop_diverged;          /* [train] on_divergence = drop */
 
-    /* This rank's sums over its accepted replicas. */
-    double *kernel;             /* N x N, row-major */
+    /* This rank's drift sums over its accepted replicas. */
     sgk_drift drift;            /* pair accumulator; drift.pair is NULL when drift is off */
-    /* The current replica's own sums under the drop policy, added to the above only when
-     * the replica finishes without diverging (NULL under the stop policy). */
-    double *replica_kernel;
+    /* The current replica's own drift under the drop policy, added to the above only when
+     * the replica finishes without diverging (pair NULL under the stop policy). */
     sgk_drift replica_drift;
 
     /* Per replica of this rank. */
@@ -34,6 +32,7 @@ typedef struct {
     double *loss_train_local;   /* n_local x C */
     double *loss_test_local;    /* n_local x C */
     double *probe_local;        /* n_local x C x P x P */
+    double *weights_local;      /* n_local x C x n_params: parameters at the checkpoints */
     long *diverged_local;       /* n_local: first non-finite step, or -1 */
     double seconds[3];          /* wall time in training steps, checkpoint kernels, drift */
 

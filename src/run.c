@@ -8,6 +8,7 @@
 #include "sgk/mlp.h"
 #include "sgk/run.h"
 #include "sgk/spectrum.h"
+#include "assemble.h"
 #include "drift.h"
 #include "ensemble.h"
 #include "train.h"
@@ -279,16 +280,14 @@ static void log_estimates(const sgk_dataset *data, const sgk_results *results)
 /* Buffers the driver owns besides the ensemble's. */
 typedef struct {
     sgk_mlp net;
-    double *input_gram;         /* N x N, <x_a, x_b>, shared by every checkpoint */
-    double *probe_gram;         /* P x P, the same on the probe points */
-    double *kernel_weight;      /* C: omega_c / R */
+    double *probe_x;            /* P x d_0 inputs of the probe points */
+    double *probe_gram;         /* P x P, <x_p, x_q> */
 } run_buffers;
 
 static void run_buffers_free(run_buffers *buffers)
 {
-    free(buffers->input_gram);
+    free(buffers->probe_x);
     free(buffers->probe_gram);
-    free(buffers->kernel_weight);
 }
 
 /* Allocate the results every rank holds and the rank-0 statistics. */
@@ -319,43 +318,34 @@ static sgk_status allocate_results(const sgk_config *config, const sgk_dataset *
     return sgk_dmatrix_create(grid, data->n_samples, config->kernel.block_size, &results->sgk);
 }
 
-/* The input Grams (only ranks that train need them) and the quadrature weights over R. */
+/* The probe inputs and their Gram, and the plan every replica of this rank shares. */
 static sgk_status prepare_plan(const sgk_config *config, const sgk_dataset *data,
-                               const sgk_results *results, long n_local, run_buffers *buffers,
+                               const sgk_results *results, run_buffers *buffers,
                                sgk_train_plan *plan)
 {
-    long n_samples = data->n_samples, n_probe = results->n_probe;
+    long n_probe = results->n_probe;
+    int d = data->n_features;
 
-    buffers->kernel_weight = malloc(sizeof(double) * results->n_checkpoints);
+    buffers->probe_x = calloc((size_t)n_probe * d + 1, sizeof(double));
     buffers->probe_gram = calloc((size_t)n_probe * n_probe + 1, sizeof(double));
-    if (n_local > 0) buffers->input_gram = malloc(sizeof(double) * (size_t)n_samples * n_samples);
-    if (!buffers->kernel_weight || !buffers->probe_gram || (n_local > 0 && !buffers->input_gram))
-        return sgk_error(SGK_ERR_IO, "out of memory for the input Gram of %ld points", n_samples);
-
-    for (int c = 0; c < results->n_checkpoints; c++)
-        buffers->kernel_weight[c] = results->quadrature_weight[c]
-                                    / (double)config->ensemble.replicas;
-    if (n_local > 0) {
-        double *gram = buffers->input_gram;
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n_samples, data->n_features,
-                    1.0, data->x, data->n_features, 0.0, gram, (int)n_samples);
-        for (long i = 0; i < n_samples; i++)
-            for (long j = 0; j < i; j++) gram[i * n_samples + j] = gram[j * n_samples + i];
-        for (long p = 0; p < n_probe; p++)
-            for (long q = 0; q < n_probe; q++)
-                buffers->probe_gram[p * n_probe + q] =
-                    gram[results->probe_index[p] * n_samples + results->probe_index[q]];
-    }
+    if (!buffers->probe_x || !buffers->probe_gram)
+        return sgk_error(SGK_ERR_IO, "out of memory for the %ld probe points", n_probe);
+    for (long p = 0; p < n_probe; p++)
+        memcpy(buffers->probe_x + p * d, data->x + results->probe_index[p] * d,
+               sizeof(double) * d);
+    if (n_probe > 0)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_probe, (int)n_probe, d, 1.0,
+                    buffers->probe_x, d, buffers->probe_x, d, 0.0, buffers->probe_gram,
+                    (int)n_probe);
     *plan = (sgk_train_plan){ .config = config,
                               .data = data,
                               .net = &buffers->net,
-                              .input_gram = buffers->input_gram,
                               .n_checkpoints = results->n_checkpoints,
                               .checkpoint_step = results->checkpoint_step,
-                              .kernel_weight = buffers->kernel_weight,
                               .path_nodes = config->kernel.path_nodes,
                               .n_probe = n_probe,
                               .probe_index = results->probe_index,
+                              .probe_x = buffers->probe_x,
                               .probe_input_gram = buffers->probe_gram,
                               .initial_weights = NULL };
     return SGK_OK;
@@ -376,8 +366,8 @@ static long compact_accepted(double *values, size_t per_replica, const long *div
 }
 
 /* Collective. Reduce the rank sums and per-replica records of the trained ensemble into
- * the results: kernel, outputs, probe kernels, losses, drift. Dropped replicas are left out
- * and the sums rescaled from R to the accepted count. */
+ * the results: outputs, probe kernels, losses, drift. Dropped replicas are left out and the
+ * sums rescaled from R to the accepted count. */
 static sgk_status reduce_ensemble(const sgk_config *config, const sgk_dataset *data,
                                   const sgk_grid *grid, sgk_ensemble *ensemble, long n_accepted,
                                   sgk_results *results)
@@ -389,14 +379,14 @@ static sgk_status reduce_ensemble(const sgk_config *config, const sgk_dataset *d
     size_t pair_count = (size_t)n_samples * data->n_train * data->n_outputs;
     sgk_status status;
 
-    /* 1. Sums were weighted by 1/R; with dropped replicas the mean is over the accepted. */
+    /* 1. Drift sums were weighted by 1/R; with dropped replicas the mean is over the
+     *    accepted ones. The kernel, assembled separately, is weighted by 1/R' directly. */
     if (n_accepted < n_replicas) {
         double scale = (double)n_replicas / (double)n_accepted;
-        for (size_t i = 0; i < (size_t)n_samples * n_samples; i++) ensemble->kernel[i] *= scale;
         for (size_t i = 0; ensemble->drift.pair && i < pair_count; i++)
             ensemble->drift.pair[i] *= scale;
     }
-    status = sgk_dmatrix_reduce_add(&results->sgk, ensemble->kernel);
+    status = SGK_OK;
 
     /* 2. Losses and final outputs of every replica, dropped ones included (NaN after their
      *    divergence), in replica order on rank 0. */
@@ -576,11 +566,7 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
         results->probe_index[p] = p * n_samples / results->n_probe;
 
     /* 2. This rank's replicas, their plan, and a restored state when restarting. */
-    {
-        long first, n_local;
-        sgk_replica_block(n_replicas, grid->n_ranks, grid->rank, &first, &n_local);
-        status = prepare_plan(config, data, results, n_local, &buffers, &plan);
-    }
+    status = prepare_plan(config, data, results, &buffers, &plan);
     plan.initial_weights = options->initial_weights;
     if (status == SGK_OK)
         status = sgk_ensemble_create(&ensemble, &plan, comm, config->kernel.drift,
@@ -607,7 +593,7 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                 options->snapshot_folder);
     }
 
-    /* 3. Train. Each replica adds omega_c / R times its checkpoint kernels. */
+    /* 3. Train. Each replica records its parameters at every checkpoint. */
     start = sgk_seconds();
     status = sgk_ensemble_train(&ensemble, config->output.checkpoint_every, options->progress);
     results->phase_seconds[SGK_PHASE_TRAIN] = ensemble.seconds[0];
@@ -629,7 +615,17 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                               results->replica_dropped, &n_accepted);
     if (status != SGK_OK) goto done;
 
-    /* 5. Reduce into the block-cyclic kernel and the rank-0 statistics. */
+    /* 5. The kernel, (1/R') sum_r sum_c omega_c Theta_{r,c}, straight into its blocks. */
+    {
+        double seconds = 0.0;
+        status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
+                                     results->quadrature_weight, 1.0 / (double)n_accepted,
+                                     &results->sgk, &seconds);
+        results->phase_seconds[SGK_PHASE_KERNEL] += seconds;
+    }
+    if (status != SGK_OK) goto done;
+
+    /* 6. The rank-0 statistics. */
     start = sgk_seconds();
     status = reduce_ensemble(config, data, grid, &ensemble, n_accepted, results);
     results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
@@ -639,7 +635,7 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     if (status != SGK_OK) goto done;
     sgk_ensemble_free(&ensemble);
 
-    /* 6. Spectrum. */
+    /* 7. Spectrum. */
     start = sgk_seconds();
     status = solve_spectrum(data, grid, results);
     results->phase_seconds[SGK_PHASE_SPECTRUM] = sgk_seconds() - start;

@@ -1,5 +1,6 @@
-/* One replica: minibatch SGD on its own random streams, with the tangent kernel of
- * every evaluation point taken at each checkpoint. */
+/* One replica: its optimizer steps on its own random streams, the per-step drift, and at
+ * each checkpoint its outputs, parameters and probe kernel. The checkpoint kernels of all
+ * evaluation points are assembled later from the stored parameters (assemble.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static void buffers_free(sgk_replica_buffers *b)
     free(b->scratch);
     sgk_mlp_work_free(&b->batch_work);
     sgk_mlp_work_free(&b->eval_work);
+    sgk_mlp_work_free(&b->probe_work);
     sgk_factors_free(&b->factors);
     sgk_factors_free(&b->probe_factors);
 }
@@ -57,6 +59,8 @@ static sgk_status buffers_alloc(const sgk_train_plan *plan, long batch_size, sgk
     if (sgk_mlp_work_alloc(net, (int)batch_size, &b->batch_work) != SGK_OK
         || sgk_mlp_work_alloc(net, (int)n_samples, &b->eval_work) != SGK_OK
         || sgk_factors_alloc(net, (int)n_samples, &b->factors) != SGK_OK
+        || sgk_mlp_work_alloc(net, (int)(plan->n_probe > 0 ? plan->n_probe : 1),
+                              &b->probe_work) != SGK_OK
         || sgk_factors_alloc(net, (int)(plan->n_probe > 0 ? plan->n_probe : 1),
                              &b->probe_factors) != SGK_OK) {
         buffers_free(b);
@@ -74,42 +78,31 @@ static int all_finite(const double *values, long count)
     return 1;
 }
 
-/* Tangent kernel of the probe points, from the rows of the evaluation factors. */
+/* Tangent kernel of the probe points at the current parameters. */
 static sgk_status probe_kernel(const sgk_train_plan *plan, sgk_replica_buffers *b, double *out)
 {
-    const sgk_factors *all = &b->factors;
-    sgk_factors *probe = &b->probe_factors;
     long n_probe = plan->n_probe;
 
-    for (int l = 0; l < all->n_layers; l++) {
-        size_t act_width = (size_t)all->dims[l];
-        size_t delta_width = (size_t)all->n_outputs * all->dims[l + 1];
-        for (long p = 0; p < n_probe; p++) {
-            long a = plan->probe_index[p];
-            memcpy(probe->act[l] + p * act_width, all->act[l] + a * act_width,
-                   sizeof(double) * act_width);
-            memcpy(probe->delta[l] + p * delta_width, all->delta[l] + a * delta_width,
-                   sizeof(double) * delta_width);
-        }
-    }
-    probe->m = (int)n_probe;
+    sgk_mlp_tangent_factors(plan->net, b->w, plan->probe_x, (int)n_probe, &b->probe_work,
+                            &b->probe_factors, NULL);
     memset(out, 0, sizeof(double) * n_probe * n_probe);
-    return sgk_tangent_gram(plan->net, probe, probe, plan->probe_input_gram, (int)n_probe, 1.0,
-                            out, (int)n_probe);
+    return sgk_tangent_gram(plan->net, &b->probe_factors, &b->probe_factors,
+                            plan->probe_input_gram, (int)n_probe, 1.0, out, (int)n_probe);
 }
 
-/* Outputs, losses and the weighted tangent kernel of all evaluation points at checkpoint c. */
+/* Checkpoint c: outputs and losses of all evaluation points, the parameters (for the
+ * kernel assembly) and the probe kernel. */
 static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, sgk_replica_buffers *b,
-                                  double *kernel, sgk_replica_record *record)
+                                  sgk_replica_record *record)
 {
     const sgk_dataset *data = plan->data;
     int n_outputs = data->n_outputs;
     long n_samples = data->n_samples;
+    long n_params = plan->net->n_params;
     double *f = record->f + (size_t)c * n_samples * n_outputs;
 
-    sgk_mlp_tangent_factors(plan->net, b->w, data->x, (int)n_samples, &b->eval_work,
-                            &b->factors, f);
-    b->factors_current = 1;
+    sgk_mlp_forward(plan->net, b->w, data->x, (int)n_samples, &b->eval_work, f);
+    memcpy(record->weights + (size_t)c * n_params, b->w, sizeof(double) * n_params);
     record->loss_train[c] = sgk_loss_eval(plan->config->train.loss, f, data->y,
                                           (int)data->n_train, n_outputs, NULL);
     record->loss_test[c] = NAN;
@@ -118,12 +111,8 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, sgk_replica
         record->loss_test[c] = sgk_loss_eval(plan->config->train.loss, f + offset,
                                              data->y + offset, (int)data->n_test, n_outputs, NULL);
     }
-    if (!all_finite(f, n_samples * n_outputs)) return SGK_OK;
-    if (plan->n_probe > 0)
-        SGK_CHECK(probe_kernel(plan, b, record->probe_kernel
-                                            + (size_t)c * plan->n_probe * plan->n_probe));
-    return sgk_tangent_gram(plan->net, &b->factors, &b->factors, plan->input_gram,
-                            (int)n_samples, plan->kernel_weight[c], kernel, (int)n_samples);
+    if (!all_finite(f, n_samples * n_outputs) || plan->n_probe == 0) return SGK_OK;
+    return probe_kernel(plan, b, record->probe_kernel + (size_t)c * plan->n_probe * plan->n_probe);
 }
 
 /* Minibatch, residuals and gradient sum_{i in batch} J_i^T r_i at the current w; leaves
@@ -185,7 +174,7 @@ static void add_step_drift(const sgk_train_plan *plan, sgk_drift *drift, long ba
             evaluation_factors(plan, b->w_node, b);
         }
         sgk_drift_add_step(drift, plan->net, &b->factors, &b->batch_work, b->rb, b->batch,
-                           (int)batch_size, plan->input_gram, preconditioner, scale * weights[q]);
+                           (int)batch_size, NULL, preconditioner, scale * weights[q]);
         b->factors_current = 0;
     }
 }
@@ -243,8 +232,7 @@ void sgk_replica_record_reset(const sgk_train_plan *plan, sgk_replica_record *re
     }
 }
 
-sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, double *kernel,
-                           sgk_drift *drift, sgk_replica_record *record, sgk_step_hook hook,
+sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_drift *drift, sgk_replica_record *record, sgk_step_hook hook,
                            void *context, int *paused)
 {
     const sgk_config *config = plan->config;
@@ -267,12 +255,12 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, double 
             break;
         }
 
-        /* 2. Checkpoint: outputs, losses and the weighted tangent kernel at w_k. */
+        /* 2. Checkpoint: outputs, losses, parameters and probe kernel at w_k. */
         if (rep->next_checkpoint < plan->n_checkpoints
             && plan->checkpoint_step[rep->next_checkpoint] == step) {
             int c = rep->next_checkpoint;
             start = sgk_seconds();
-            status = take_checkpoint(plan, c, b, kernel, record);
+            status = take_checkpoint(plan, c, b, record);
             record->seconds_kernel += sgk_seconds() - start;
             if (status != SGK_OK) break;
             rep->next_checkpoint++;

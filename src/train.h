@@ -1,4 +1,4 @@
-/* Training of one replica with its checkpoint kernels (private to libsgk). */
+/* Training of one replica (private to libsgk). */
 #ifndef SGK_TRAIN_H
 #define SGK_TRAIN_H
 
@@ -15,26 +15,26 @@ typedef struct {
     const sgk_config *config;
     const sgk_dataset *data;
     const sgk_mlp *net;
-    const double *input_gram;      /* N x N Gram of the inputs, <x_a, x_b> */
     int n_checkpoints;
     const long *checkpoint_step;   /* ascending, first 0, last = steps */
-    const double *kernel_weight;   /* omega_c / R: quadrature weight over replicas */
     const double *initial_weights; /* shared initial parameters ([model] init_file), or NULL */
     long n_probe;                  /* P probe points for the kernel-evolution record */
     const long *probe_index;       /* P evaluation-point indices, ascending */
+    const double *probe_x;         /* P x d_0 inputs of the probe points */
     const double *probe_input_gram;/* P x P Gram of the probe inputs */
     int path_nodes;                /* Gauss-Legendre nodes along each step for the drift */
 } sgk_train_plan;
 
-/* What one replica leaves behind besides its kernel contribution. */
+/* What one replica leaves behind besides its drift. */
 typedef struct {
     double *f;              /* C x N x O outputs at the checkpoints */
     double *loss_train;     /* C */
     double *loss_test;      /* C, NaN without test points */
     double *probe_kernel;   /* C x P x P: tr_o Theta_c on the probe points, unweighted */
+    double *weights;        /* C x P_params: parameters at the checkpoints */
     long diverged_step;     /* first step whose loss or outputs were not finite, -1 if none */
     double seconds_train;   /* wall time in optimizer steps */
-    double seconds_kernel;  /* wall time in checkpoint kernels */
+    double seconds_kernel;  /* wall time at checkpoints (outputs, probe kernel) */
     double seconds_drift;   /* wall time in per-step drift bookkeeping */
 } sgk_replica_record;
 
@@ -52,7 +52,8 @@ typedef struct {
     sgk_mlp_work batch_work;
     sgk_mlp_work eval_work;
     sgk_factors factors;
-    sgk_factors probe_factors; /* rows of `factors` at the probe points */
+    sgk_mlp_work probe_work;
+    sgk_factors probe_factors; /* factors of the probe points at a checkpoint */
     int factors_current; /* factors hold the evaluation points at the current w */
 } sgk_replica_buffers;
 
@@ -82,12 +83,12 @@ void sgk_replica_free(sgk_replica *rep);
 /* Mark every checkpoint of the record as not yet taken. */
 void sgk_replica_record_reset(const sgk_train_plan *plan, sgk_replica_record *record);
 
-/* Train from the replica's current step to the end, adding kernel_weight[c] * tr_o Theta_c
- * to `kernel` (N x N, row-major) at every checkpoint c and each step's drift
- * contributions, weighted by 1/R, to `drift` (NULL: no drift bookkeeping). Stops early
- * when the replica diverges (record->diverged_step) or the hook pauses it (*paused = 1). */
-sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, double *kernel,
-                           sgk_drift *drift, sgk_replica_record *record, sgk_step_hook hook,
-                           void *context, int *paused);
+/* Train from the replica's current step to the end, recording outputs, parameters and
+ * probe kernels at every checkpoint and adding each step's drift contributions, weighted
+ * by 1/R, to `drift` (NULL: no drift bookkeeping). Stops early when the replica diverges
+ * (record->diverged_step) or the hook pauses it (*paused = 1). */
+sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_drift *drift,
+                           sgk_replica_record *record, sgk_step_hook hook, void *context,
+                           int *paused);
 
 #endif

@@ -1,0 +1,147 @@
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assemble.h"
+#include "sgk/log.h"
+#include "sgk/tangent.h"
+
+/* Cache the input Gram of the local entries when it needs at most this many doubles
+ * (512 MB); beyond, every checkpoint recomputes it inside the first layer's product. */
+static const size_t INPUT_GRAM_CACHE_LIMIT = (size_t)64 << 20;
+
+/* What one rank needs for its part of the kernel. */
+typedef struct {
+    long n_rows, n_cols;        /* local rows and columns of the block-cyclic matrix */
+    double *x_rows, *x_cols;    /* inputs of those evaluation points */
+    double *input_gram;         /* n_cols x n_rows, <x_col, x_row>, or NULL */
+    double *weights;            /* C x n_params of the replica being assembled */
+    sgk_mlp_work work;
+    sgk_factors rows, cols;
+} local_part;
+
+static void local_part_free(local_part *part)
+{
+    free(part->x_rows);
+    free(part->x_cols);
+    free(part->input_gram);
+    free(part->weights);
+    sgk_mlp_work_free(&part->work);
+    sgk_factors_free(&part->rows);
+    sgk_factors_free(&part->cols);
+}
+
+static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmatrix *kernel,
+                                    local_part *part)
+{
+    const sgk_train_plan *plan = ensemble->plan;
+    const sgk_dataset *data = plan->data;
+    int d = data->n_features;
+    long n_points;
+
+    memset(part, 0, sizeof *part);
+    part->n_rows = kernel->local_rows;
+    part->n_cols = kernel->local_cols;
+    n_points = part->n_rows > part->n_cols ? part->n_rows : part->n_cols;
+    part->weights = malloc(sizeof(double) * plan->n_checkpoints * plan->net->n_params);
+    if (!part->weights) return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
+    if (part->n_rows == 0 || part->n_cols == 0) return SGK_OK;
+
+    /* 1. Inputs of the local rows and columns. */
+    part->x_rows = malloc(sizeof(double) * part->n_rows * d);
+    part->x_cols = malloc(sizeof(double) * part->n_cols * d);
+    if (!part->x_rows || !part->x_cols)
+        return sgk_error(SGK_ERR_IO, "out of memory for the inputs of the local kernel blocks");
+    for (long i = 0; i < part->n_rows; i++)
+        memcpy(part->x_rows + i * d, data->x + sgk_dmatrix_global_row(kernel, (int)i) * d,
+               sizeof(double) * d);
+    for (long j = 0; j < part->n_cols; j++)
+        memcpy(part->x_cols + j * d, data->x + sgk_dmatrix_global_col(kernel, (int)j) * d,
+               sizeof(double) * d);
+
+    /* 2. The first layer's activation Gram does not change during training: keep it when
+     *    it is small enough. */
+    if ((size_t)part->n_rows * part->n_cols <= INPUT_GRAM_CACHE_LIMIT) {
+        part->input_gram = malloc(sizeof(double) * part->n_rows * part->n_cols);
+        if (part->input_gram)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)part->n_cols,
+                        (int)part->n_rows, d, 1.0, part->x_cols, d, part->x_rows, d, 0.0,
+                        part->input_gram, (int)part->n_rows);
+    }
+
+    /* 3. Work buffers for the factors of the local points. */
+    if (sgk_mlp_work_alloc(plan->net, (int)n_points, &part->work) != SGK_OK
+        || sgk_factors_alloc(plan->net, (int)part->n_rows, &part->rows) != SGK_OK
+        || sgk_factors_alloc(plan->net, (int)part->n_cols, &part->cols) != SGK_OK)
+        return sgk_error(SGK_ERR_IO, "out of memory for the tangent factors of %ld x %ld local "
+                         "kernel points", part->n_rows, part->n_cols);
+    return SGK_OK;
+}
+
+/* The rank that trained replica r. */
+static int replica_owner(long n_replicas, int n_ranks, long replica)
+{
+    for (int rank = 0; rank < n_ranks; rank++) {
+        long first, count;
+        sgk_replica_block(n_replicas, n_ranks, rank, &first, &count);
+        if (replica >= first && replica < first + count) return rank;
+    }
+    return 0;
+}
+
+/* Add weight * tr_o Theta at parameters w to the local entries, column-major with leading
+ * dimension lld: the Gram is formed with the columns' points first, so its row-major
+ * layout is the local column-major layout. The kernel is symmetric in its two points. */
+static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, const double *w,
+                                 double weight, sgk_dmatrix *kernel)
+{
+    sgk_mlp_tangent_factors(plan->net, w, part->x_rows, (int)part->n_rows, &part->work,
+                            &part->rows, NULL);
+    sgk_mlp_tangent_factors(plan->net, w, part->x_cols, (int)part->n_cols, &part->work,
+                            &part->cols, NULL);
+    return sgk_tangent_gram(plan->net, &part->cols, &part->rows, part->input_gram,
+                            (int)part->n_rows, weight, kernel->local, kernel->lld);
+}
+
+sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                               const int *dropped, const double *quadrature_weight,
+                               double scale, sgk_dmatrix *kernel, double *seconds)
+{
+    const sgk_train_plan *plan = ensemble->plan;
+    long n_replicas = plan->config->ensemble.replicas;
+    int n_checkpoints = plan->n_checkpoints;
+    size_t per_replica = (size_t)n_checkpoints * plan->net->n_params;
+    local_part part;
+    sgk_status status;
+    double start = sgk_seconds();
+
+    status = local_part_create(ensemble, kernel, &part);
+    status = sgk_grid_agree(grid, status, "preparing the kernel assembly");
+    if (status != SGK_OK) {
+        local_part_free(&part);
+        return status;
+    }
+    sgk_log(SGK_LOG_INFO, "kernel assembly: local blocks %ld x %ld on rank 0, input Gram %s",
+            part.n_rows, part.n_cols, part.input_gram ? "cached" : "recomputed per checkpoint");
+
+    /* Replica by replica in index order, checkpoint by checkpoint: every entry receives its
+     * terms in the same order on every grid. */
+    for (long r = 0; r < n_replicas && status == SGK_OK; r++) {
+        if (dropped[r]) continue;
+        int owner = replica_owner(n_replicas, grid->n_ranks, r);
+        if (grid->rank == owner)
+            memcpy(part.weights, ensemble->weights_local + (size_t)(r - ensemble->first) * per_replica,
+                   sizeof(double) * per_replica);
+        if (MPI_Bcast(part.weights, (int)per_replica, MPI_DOUBLE, owner, grid->comm) != MPI_SUCCESS)
+            status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's parameters failed", r);
+        for (int c = 0; c < n_checkpoints && status == SGK_OK; c++) {
+            if (part.n_rows == 0 || part.n_cols == 0) break;
+            status = add_checkpoint(plan, &part, part.weights + (size_t)c * plan->net->n_params,
+                                    scale * quadrature_weight[c], kernel);
+        }
+    }
+    status = sgk_grid_agree(grid, status, "assembling the kernel");
+    local_part_free(&part);
+    *seconds = sgk_seconds() - start;
+    return status;
+}
