@@ -1173,54 +1173,11 @@ static sgk_status check_classes(const sgk_config *c)
     return SGK_OK;
 }
 
-/* ===== Values this version does not implement =====
- * Every rejection of a value that the configuration language accepts but the program
- * cannot run yet sits in this section. Remove a check here when its feature lands. */
-
-/* Optimizers that the training loop runs, indexed by sgk_optimizer_kind. libsgk
- * implements every one (sgk_optimizer_step); set an entry to true once the training
- * loop steps with it. */
-static const bool optimizer_in_training_loop[] = { true, true, true, true, true };
-_Static_assert(COUNT(optimizer_in_training_loop) == COUNT(optimizer_names),
-               "one entry per optimizer name");
-
-static sgk_status reject_untrained_optimizer(const sgk_config *c)
-{
-    char available[128] = "";
-
-    if (optimizer_in_training_loop[c->train.optimizer]) return SGK_OK;
-    for (int i = 0; i < COUNT(optimizer_names); i++) {
-        if (!optimizer_in_training_loop[i]) continue;
-        strncat(available, available[0] ? ", " : "", sizeof available - strlen(available) - 1);
-        strncat(available, optimizer_names[i], sizeof available - strlen(available) - 1);
-    }
-    return sgk_error(SGK_ERR_USAGE, "train.optimizer = %s is not yet supported by the training "
-                     "loop of this version; available: %s", optimizer_names[c->train.optimizer],
-                     available);
-}
-
-static sgk_status reject_unimplemented(const sgk_config *c)
-{
-    static const char *const message = "%s = %s is not implemented in this version; "
-                                       "available: %s";
-
-    SGK_CHECK(reject_untrained_optimizer(c));
-    if (c->spectrum.eigenvectors)
-        return sgk_error(SGK_ERR_USAGE, message, "spectrum.eigenvectors", "yes", "no");
-    if (c->spectrum.eigenpairs != 0) {
-        char count[32];
-        snprintf(count, sizeof count, "%ld", c->spectrum.eigenpairs);
-        return sgk_error(SGK_ERR_USAGE, message, "spectrum.eigenpairs", count, "all");
-    }
-    return SGK_OK;
-}
-/* ===== End of values this version does not implement ===== */
 
 sgk_status sgk_config_validate(const sgk_config *config)
 {
     SGK_CHECK(check_sizes(config));
-    SGK_CHECK(check_classes(config));
-    return reject_unimplemented(config);
+    return check_classes(config);
 }
 
 /* ------------------------------------------------------------------------- */

@@ -274,7 +274,8 @@ static sgk_status write_output(const sgk_config *config, const sgk_dataset *data
     sgk_status status;
 
     snprintf(temporary, sizeof temporary, "%s.incomplete", path);
-    status = sgk_output_write(temporary, config, data, results, grid, info);
+    status = sgk_output_write_with_analysis(temporary, config, data, results, &results->analysis,
+                                            grid, info);
     if (status != SGK_OK) return status;
     if (grid->rank == 0 && rename(temporary, path) != 0) {
         failed = 1;

@@ -1,8 +1,9 @@
 /* NetCDF-4 output file: dimensions, variables and provenance attributes of one run.
  *
  * Every rank opens the file with nc_create_par. Small arrays are written by rank 0
- * alone, and the distributed kernel `sgk` by every rank from its own blocks, all
- * with independent access (see write_kernel for the reason). Each
+ * alone, and the distributed kernel `sgk` and the eigenvectors by every rank from
+ * its own blocks, all with independent access (see write_block_cyclic for the
+ * reason). Each
  * step ends with agree_status(), so when one rank fails, all ranks return the same
  * status and message instead of waiting in a collective call that the failed rank
  * never enters. */
@@ -26,11 +27,14 @@ enum {
     DIM_CHECKPOINT,
     DIM_EIG,
     DIM_RANK_K,
+    DIM_PROBE,
+    DIM_NTK_TOP,
     N_DIMS
 };
 
 static const char *const dim_names[N_DIMS] = {
-    "sample", "train", "output", "feature", "replica", "checkpoint", "eig", "rank_k"
+    "sample", "train", "output", "feature", "replica", "checkpoint", "eig", "rank_k", "probe",
+    "ntk_top"
 };
 
 enum {
@@ -52,6 +56,31 @@ enum {
     VAR_KERNEL_MACHINE,
     VAR_RETRIEVAL_INDEX,
     VAR_RETRIEVAL_WEIGHT,
+    VAR_EIGENVECTORS,
+    VAR_TARGET_COEFF,
+    VAR_CAPTURED_ENERGY,
+    VAR_NULL_SPACE_ENERGY,
+    VAR_REMAINING_ENERGY,
+    VAR_EFFECTIVE_RANK,
+    VAR_ALIGNMENT,
+    VAR_ALIGNMENT_CENTERED,
+    VAR_MEMORY_RESIDUAL,
+    VAR_POINT_ERROR,
+    VAR_TEST_ERROR_MEAN,
+    VAR_TEST_ERROR_REPLICA,
+    VAR_RESIDUAL_ERROR_CORRELATION,
+    VAR_REPLICA_DROPPED,
+    VAR_PROBE_INDEX,
+    VAR_PROBE_KERNEL,
+    VAR_NTK_TRACE,
+    VAR_NTK_FROBENIUS,
+    VAR_NTK_ALIGNMENT,
+    VAR_NTK_ALIGNMENT_CENTERED,
+    VAR_NTK_DISTANCE,
+    VAR_NTK_VELOCITY,
+    VAR_NTK_EFFECTIVE_RANK,
+    VAR_NTK_SPREAD,
+    VAR_NTK_TOP_EIGENVALUES,
     N_VARS
 };
 
@@ -59,7 +88,7 @@ enum {
 
 /* Name, type, shape and the long_name, units and description attributes of one
  * output variable. units is NULL for flag, label and index variables, which CF
- * leaves without units. */
+ * leaves without units. n_dims = 0 is a scalar variable. */
 typedef struct {
     const char *name;
     nc_type type;
@@ -138,6 +167,106 @@ static const var_spec var_specs[N_VARS] = {
                               "drift contributions of the retrieved training points", "1",
                               "|D(x, x_i)|, the Euclidean norm over outputs, of the training "
                               "point in the same place of retrieval_index."},
+    [VAR_EIGENVECTORS] = {"eigenvectors", NC_DOUBLE, 2, {DIM_TRAIN, DIM_EIG},
+                          "eigenvectors of the training-set kernel operator", "1",
+                          "Orthonormal eigenvectors v_j of K_n as columns, column j for "
+                          "eigenvalues[j]; each is determined up to its sign."},
+    [VAR_TARGET_COEFF] = {"target_coeff", NC_DOUBLE, 2, {DIM_EIG, DIM_OUTPUT},
+                          "target coefficients on the eigenvectors", "1",
+                          "c_jo = v_j . y_o / |y_o| over the training points, with y_o the "
+                          "training targets of output o; the sign follows the sign of v_j."},
+    [VAR_CAPTURED_ENERGY] = {"captured_energy", NC_DOUBLE, 2, {DIM_EIG, DIM_OUTPUT},
+                             "cumulative target energy on the leading eigenvectors", "1",
+                             "sum_{i <= j} c_io^2: the share of |y_o|^2 in the span of the j + 1 "
+                             "leading eigenvectors."},
+    [VAR_NULL_SPACE_ENERGY] = {"null_space_energy", NC_DOUBLE, 1, {DIM_OUTPUT},
+                               "target energy in the numerical null space", "1",
+                               "Sum of c_jo^2 over the computed eigenpairs with "
+                               "lambda_j < tolerance * lambda_1: the part of the targets the "
+                               "kernel cannot learn. With fewer eigenpairs than training points, "
+                               "remaining_energy holds the energy outside the computed ones."},
+    [VAR_REMAINING_ENERGY] = {"remaining_energy", NC_DOUBLE, 1, {DIM_OUTPUT},
+                              "target energy outside the computed eigenvectors", "1",
+                              "1 - sum_j c_jo^2 over the computed eigenpairs; 0 up to rounding "
+                              "when every eigenpair was computed."},
+    [VAR_EFFECTIVE_RANK] = {"effective_rank", NC_DOUBLE, 0, {0},
+                            "effective rank of the training-set kernel operator", "1",
+                            "(sum_j lambda_j)^2 / sum_j lambda_j^2 over the stored eigenvalues "
+                            "only: when eig < train it ignores the uncomputed eigenvalues."},
+    [VAR_ALIGNMENT] = {"alignment", NC_DOUBLE, 1, {DIM_OUTPUT}, "kernel-target alignment", "1",
+                       "y_o^T K y_o / (|K|_F |y_o|^2) on the training block of sgk; NaN when "
+                       "K or y_o is zero."},
+    [VAR_ALIGNMENT_CENTERED] = {"alignment_centered", NC_DOUBLE, 1, {DIM_OUTPUT},
+                                "centered kernel-target alignment", "1",
+                                "The alignment of H K H and y_o - mean(y_o), with "
+                                "H = I - 1 1^T / n, on the training block; NaN when either is "
+                                "zero."},
+    [VAR_MEMORY_RESIDUAL] = {"memory_residual", NC_DOUBLE, 1, {DIM_SAMPLE}, "memory residual", "1",
+                             "s(x) = 1 - k_x^T K_n^+ k_x / (n K(x, x)), k_x = [K(x, x_i)] over the "
+                             "training points, the pseudo-inverse keeping the eigenvalues "
+                             "lambda_j >= tolerance * lambda_1: 0 inside the span of the "
+                             "training points' features, 1 orthogonal to it; NaN where "
+                             "K(x, x) <= 0."},
+    [VAR_POINT_ERROR] = {"point_error", NC_DOUBLE, 1, {DIM_SAMPLE},
+                         "error of the ensemble mean at each point", "1",
+                         "Error of f_mean at the last checkpoint under error_kind at every "
+                         "training and test point; NaN at out-of-distribution points, whose "
+                         "targets are placeholders for most sources."},
+    [VAR_TEST_ERROR_MEAN] = {"test_error_mean", NC_DOUBLE, 0, {0},
+                             "test error of the ensemble mean", "1",
+                             "Mean of point_error over the test points; NaN without test "
+                             "points."},
+    [VAR_TEST_ERROR_REPLICA] = {"test_error_replica", NC_DOUBLE, 1, {DIM_REPLICA},
+                                "test error of each replica", "1",
+                                "The error of each replica's own final outputs over the test "
+                                "points, measured like test_error_mean."},
+    [VAR_RESIDUAL_ERROR_CORRELATION] = {"residual_error_correlation", NC_DOUBLE, 0, {0},
+                                        "correlation of memory residual and test error", "1",
+                                        "Pearson correlation of memory_residual and point_error "
+                                        "over the test points; NaN when undefined (fewer than "
+                                        "two test points, or either is constant)."},
+    [VAR_REPLICA_DROPPED] = {"replica_dropped", NC_INT, 1, {DIM_REPLICA},
+                             "replica left out after diverging", NULL,
+                             "1 for a replica whose loss or outputs became NaN or Inf and that "
+                             "[train] on_divergence = drop left out of every ensemble statistic; "
+                             "0 otherwise. Its losses after the divergence are NaN."},
+    [VAR_PROBE_INDEX] = {"probe_index", NC_INT64, 1, {DIM_PROBE}, "evaluation index of each probe "
+                         "point", NULL, "0-based index into sample of each probe point, evenly "
+                         "spread over the evaluation set: floor(p N / P)."},
+    [VAR_PROBE_KERNEL] = {"probe_kernel", NC_DOUBLE, 3, {DIM_CHECKPOINT, DIM_PROBE, DIM_PROBE},
+                          "ensemble-mean tangent kernel on the probe points", "1",
+                          "Theta_c = (1/R) sum_r tr_o Theta_{r,c} between probe points at each "
+                          "checkpoint, not weighted by time."},
+    [VAR_NTK_TRACE] = {"ntk_trace", NC_DOUBLE, 1, {DIM_CHECKPOINT}, "trace of the probe kernel",
+                       "1", "tr Theta_c over the probe points."},
+    [VAR_NTK_FROBENIUS] = {"ntk_frobenius", NC_DOUBLE, 1, {DIM_CHECKPOINT},
+                           "Frobenius norm of the probe kernel", "1", "|Theta_c|_F."},
+    [VAR_NTK_ALIGNMENT] = {"ntk_alignment", NC_DOUBLE, 1, {DIM_CHECKPOINT},
+                           "kernel-target alignment of the probe kernel", "1",
+                           "sum_o y_o^T Theta_c y_o / (|Theta_c|_F sum_o |y_o|^2) over the probe "
+                           "points."},
+    [VAR_NTK_ALIGNMENT_CENTERED] = {"ntk_alignment_centered", NC_DOUBLE, 1, {DIM_CHECKPOINT},
+                                    "centered kernel-target alignment of the probe kernel", "1",
+                                    "The alignment of H Theta_c H with the centered targets, "
+                                    "H = I - 1 1^T / P."},
+    [VAR_NTK_DISTANCE] = {"ntk_distance", NC_DOUBLE, 1, {DIM_CHECKPOINT},
+                          "kernel distance to initialization", "1",
+                          "1 - <Theta_0, Theta_c>_F / (|Theta_0|_F |Theta_c|_F)."},
+    [VAR_NTK_VELOCITY] = {"ntk_velocity", NC_DOUBLE, 1, {DIM_CHECKPOINT}, "kernel velocity",
+                          "kernel per diffusion time",
+                          "|Theta_c - Theta_{c-1}|_F / (t_c - t_{c-1}); NaN at the first "
+                          "checkpoint."},
+    [VAR_NTK_EFFECTIVE_RANK] = {"ntk_effective_rank", NC_DOUBLE, 1, {DIM_CHECKPOINT},
+                                "effective rank of the probe kernel", "1",
+                                "(sum lambda)^2 / sum lambda^2 over the eigenvalues of Theta_c."},
+    [VAR_NTK_SPREAD] = {"ntk_spread", NC_DOUBLE, 1, {DIM_CHECKPOINT},
+                        "relative spread of the replica kernels", "1",
+                        "sqrt(sum_ab var_ab) / |Theta_c|_F, var the unbiased variance over "
+                        "replicas of each probe-kernel entry: the stochastic part of the kernel; "
+                        "NaN with one replica."},
+    [VAR_NTK_TOP_EIGENVALUES] = {"ntk_top_eigenvalues", NC_DOUBLE, 2, {DIM_CHECKPOINT, DIM_NTK_TOP},
+                                 "leading eigenvalues of the probe kernel", "1",
+                                 "The largest eigenvalues of Theta_c, descending."},
 };
 
 /* Values that must be identical on every rank, because HDF5 requires every
@@ -151,6 +280,10 @@ typedef struct {
     int64_t block_size;
     int64_t n_prow, n_pcol;
     int64_t n_ranks;
+    int64_t error_kind;           /* sgk_error_kind of the generalization variables */
+    int64_t n_retained;           /* eigenpairs kept in the pseudo-inverse */
+    int64_t tolerance_bits;       /* doubles stored bit for bit */
+    int64_t eigen_residual_bits;
 } shared_header;
 
 /* Strings stored as global attributes, copied from rank 0. */
@@ -161,6 +294,7 @@ typedef struct {
     MPI_Comm comm;
     int rank;
     int ncid;
+    const sgk_analysis *analysis; /* NULL: no analysis variables */
     shared_header header;
     char *info[N_INFO];
     double phase_seconds[SGK_N_PHASES];
@@ -258,11 +392,71 @@ static sgk_status check_inputs(const char *path, const sgk_dataset *data,
     return SGK_OK;
 }
 
+/* Reject an analysis that does not match the data set or lacks an array this rank
+ * writes. Rank 0 writes every analysis array except the eigenvectors, which every
+ * rank writes from its own blocks. */
+static sgk_status check_analysis(const char *path, const sgk_dataset *data,
+                                 const sgk_results *results, const sgk_analysis *analysis,
+                                 const sgk_grid *grid)
+{
+    const sgk_generalization *g = &analysis->generalization;
+    const sgk_dmatrix *v = &analysis->vectors;
+
+    if (analysis->n_train != data->n_train || analysis->n_samples != data->n_samples ||
+        analysis->n_outputs != data->n_outputs || analysis->n_eig < 1 ||
+        analysis->n_eig > data->n_train)
+        return sgk_error(SGK_ERR_USAGE,
+                         "writing %s: the analysis has train = %ld, sample = %ld, output = %d "
+                         "and eig = %ld, but the data set has train = %ld, sample = %ld and "
+                         "output = %d (eig must be 1..train)",
+                         path, analysis->n_train, analysis->n_samples, analysis->n_outputs,
+                         analysis->n_eig, data->n_train, data->n_samples, data->n_outputs);
+    if (analysis->has_vectors &&
+        (v->n != data->n_train || v->grid == NULL || v->grid->n_prow != grid->n_prow ||
+         v->grid->n_pcol != grid->n_pcol || (v->local_rows > 0 && v->local_cols > 0 && !v->local)))
+        return sgk_error(SGK_ERR_USAGE,
+                         "writing %s: the eigenvector matrix on rank %d is not an n = %ld matrix "
+                         "with its local part on the %dx%d grid of the file",
+                         path, grid->rank, data->n_train, grid->n_prow, grid->n_pcol);
+    if (grid->rank != 0) return SGK_OK;
+    if (!analysis->eigenvalues || !analysis->target_coeff || !analysis->captured_energy ||
+        !analysis->null_space_energy || !analysis->remaining_energy || !analysis->alignment ||
+        !analysis->alignment_centered || !analysis->memory_residual)
+        return sgk_error(SGK_ERR_USAGE, "writing %s: the analysis on rank 0 lacks one of its "
+                                        "arrays; pass the result of sgk_analysis_run", path);
+    if (analysis->has_generalization && !g->point_error)
+        return sgk_error(SGK_ERR_USAGE, "writing %s: the generalization on rank 0 has no "
+                                        "point_error array", path);
+    if (analysis->has_generalization && g->test_error_replica &&
+        g->n_replicas != results->n_replicas)
+        return sgk_error(SGK_ERR_USAGE,
+                         "writing %s: test_error_replica has %ld entries but replica = %ld",
+                         path, g->n_replicas, results->n_replicas);
+    return SGK_OK;
+}
+
+static int64_t double_bits(double value)
+{
+    int64_t bits;
+
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+static double bits_double(int64_t bits)
+{
+    double value;
+
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
 /* Fill the header from this rank's inputs; only rank 0's copy is used. */
 static void fill_header(shared_header *header, const sgk_config *config,
                         const sgk_dataset *data, const sgk_results *results,
-                        const sgk_grid *grid)
+                        const sgk_analysis *analysis, const sgk_grid *grid)
 {
+    int has_generalization = analysis && analysis->has_generalization;
     int v;
 
     memset(header, 0, sizeof *header);
@@ -272,7 +466,10 @@ static void fill_header(shared_header *header, const sgk_config *config,
     header->dim_length[DIM_FEATURE] = data->n_features;
     header->dim_length[DIM_REPLICA] = results->n_replicas;
     header->dim_length[DIM_CHECKPOINT] = results->n_checkpoints;
-    header->dim_length[DIM_EIG] = results->eigenvalues ? results->n_eig : 0;
+    if (analysis)
+        header->dim_length[DIM_EIG] = analysis->n_eig;
+    else
+        header->dim_length[DIM_EIG] = results->eigenvalues ? results->n_eig : 0;
     header->dim_length[DIM_RANK_K] = results->has_drift && results->retrieval_index
                                              && results->retrieval_weight
                                          ? results->retrieval_length
@@ -290,6 +487,27 @@ static void fill_header(shared_header *header, const sgk_config *config,
     header->present[VAR_KERNEL_MACHINE] = results->has_drift && results->kernel_machine;
     header->present[VAR_RETRIEVAL_INDEX] = header->dim_length[DIM_RANK_K] > 0;
     header->present[VAR_RETRIEVAL_WEIGHT] = header->dim_length[DIM_RANK_K] > 0;
+    for (v = VAR_EIGENVECTORS; v <= VAR_RESIDUAL_ERROR_CORRELATION; v++)
+        header->present[v] = analysis != NULL;
+    header->present[VAR_EIGENVECTORS] = analysis && analysis->has_vectors;
+    header->present[VAR_POINT_ERROR] = has_generalization;
+    header->present[VAR_TEST_ERROR_MEAN] = has_generalization;
+    header->present[VAR_TEST_ERROR_REPLICA] =
+        has_generalization && analysis->generalization.test_error_replica;
+    header->present[VAR_RESIDUAL_ERROR_CORRELATION] = has_generalization;
+    header->present[VAR_REPLICA_DROPPED] = results->replica_dropped != NULL;
+    header->dim_length[DIM_PROBE] = results->has_evolution ? results->n_probe : 0;
+    header->dim_length[DIM_NTK_TOP] = results->has_evolution ? results->evolution.n_top : 0;
+    for (v = VAR_PROBE_INDEX; v <= VAR_NTK_SPREAD; v++)
+        header->present[v] = results->has_evolution && results->n_probe > 0;
+    header->present[VAR_NTK_TOP_EIGENVALUES] = header->dim_length[DIM_NTK_TOP] > 0
+                                               && header->dim_length[DIM_PROBE] > 0;
+    if (analysis) {
+        header->error_kind = analysis->generalization.kind;
+        header->n_retained = analysis->n_retained;
+        header->tolerance_bits = double_bits(analysis->tolerance);
+        header->eigen_residual_bits = double_bits(analysis->eigen_residual);
+    }
 
     header->data_seed = (int64_t)config->data.seed;
     header->ensemble_seed = (int64_t)config->ensemble.seed;
@@ -331,7 +549,7 @@ static sgk_status share_metadata(nc_writer *writer, const sgk_config *config,
                                    info->host};
     int k;
 
-    fill_header(&writer->header, config, data, results, grid);
+    fill_header(&writer->header, config, data, results, writer->analysis, grid);
     SGK_CHECK(mpi_check(MPI_Bcast(&writer->header, (int)(sizeof writer->header / sizeof(int64_t)),
                                   MPI_INT64_T, 0, writer->comm),
                         writer->path, "MPI_Bcast of the file header"));
@@ -352,7 +570,7 @@ static sgk_status check_header(const nc_writer *writer, const sgk_config *config
     shared_header mine;
     int d;
 
-    fill_header(&mine, config, data, results, grid);
+    fill_header(&mine, config, data, results, writer->analysis, grid);
     for (d = 0; d < N_DIMS; d++)
         if (d != DIM_RANK_K && mine.dim_length[d] != writer->header.dim_length[d])
             return sgk_error(SGK_ERR_USAGE,
@@ -363,6 +581,9 @@ static sgk_status check_header(const nc_writer *writer, const sgk_config *config
     if (writer->header.present[VAR_SGK] != mine.present[VAR_SGK])
         return sgk_error(SGK_ERR_USAGE, "writing %s: rank 0 and rank %d disagree on whether sgk "
                          "was computed", writer->path, writer->rank);
+    if (writer->header.present[VAR_EIGENVECTORS] != mine.present[VAR_EIGENVECTORS])
+        return sgk_error(SGK_ERR_USAGE, "writing %s: rank 0 and rank %d disagree on whether the "
+                         "eigenvectors are stored", writer->path, writer->rank);
     return SGK_OK;
 }
 
@@ -393,21 +614,66 @@ static sgk_status define_variable(nc_writer *writer, int v)
     return put_text_attribute(writer, writer->varids[v], "description", spec->description);
 }
 
-/* Chunk sgk in block_size x block_size tiles aligned with the ScaLAPACK blocks, so
- * each block a rank writes fills exactly one chunk and no chunk is shared between
- * ranks. Every element is written, so the fill pass is skipped. */
-static sgk_status define_kernel_storage(const nc_writer *writer)
+/* Chunk a block-cyclic variable (sgk or eigenvectors) in block_size x block_size
+ * tiles aligned with the ScaLAPACK blocks, cut to the dimensions, so each block a
+ * rank writes fills exactly one chunk and no chunk is shared between ranks. Every
+ * element is written, so the fill pass is skipped. */
+static sgk_status define_block_cyclic_storage(const nc_writer *writer, int v)
 {
-    const int64_t n = writer->header.dim_length[DIM_SAMPLE];
+    const int64_t rows = writer->header.dim_length[var_specs[v].dims[0]];
+    const int64_t cols = writer->header.dim_length[var_specs[v].dims[1]];
     const int64_t nb = writer->header.block_size;
     size_t chunk[2];
-    int varid = writer->varids[VAR_SGK];
+    int varid = writer->varids[v];
+    char what[128];
 
-    chunk[0] = chunk[1] = (size_t)(nb < n ? nb : n);
+    chunk[0] = (size_t)(nb < rows ? nb : rows);
+    chunk[1] = (size_t)(nb < cols ? nb : cols);
+    snprintf(what, sizeof what, "setting the chunk shape of variable %s", var_specs[v].name);
     SGK_CHECK(nc_check(nc_def_var_chunking(writer->ncid, varid, NC_CHUNKED, chunk), writer->path,
-                       "setting the chunk shape of variable sgk"));
-    return nc_check(nc_def_var_fill(writer->ncid, varid, NC_NOFILL, NULL), writer->path,
-                    "switching off the fill value of variable sgk");
+                       what));
+    snprintf(what, sizeof what, "switching off the fill value of variable %s", var_specs[v].name);
+    return nc_check(nc_def_var_fill(writer->ncid, varid, NC_NOFILL, NULL), writer->path, what);
+}
+
+static sgk_status put_double_attribute(const nc_writer *writer, int v, const char *name,
+                                       double value)
+{
+    char what[128];
+
+    snprintf(what, sizeof what, "writing attribute %s:%s", var_specs[v].name, name);
+    return nc_check(nc_put_att_double(writer->ncid, writer->varids[v], name, NC_DOUBLE, 1, &value),
+                    writer->path, what);
+}
+
+/* Attributes of the analysis variables that carry run values: the solver and its
+ * residual check, the tolerance, the pseudo-inverse rank and the error measure. */
+static sgk_status define_analysis_attributes(const nc_writer *writer)
+{
+    const shared_header *header = &writer->header;
+    const long long retained = (long long)header->n_retained;
+    const char *kind = sgk_error_kind_name((sgk_error_kind)header->error_kind);
+    const char *solver = header->dim_length[DIM_EIG] < header->dim_length[DIM_TRAIN]
+                             ? "ScaLAPACK PDSYEVR, largest eigenpairs"
+                             : "ScaLAPACK PDSYEVD, all eigenpairs";
+    static const int error_vars[3] = {VAR_POINT_ERROR, VAR_TEST_ERROR_MEAN,
+                                      VAR_TEST_ERROR_REPLICA};
+
+    SGK_CHECK(put_text_attribute(writer, writer->varids[VAR_EIGENVALUES], "solver", solver));
+    SGK_CHECK(put_double_attribute(writer, VAR_EIGENVALUES, "max_residual",
+                                   bits_double(header->eigen_residual_bits)));
+    SGK_CHECK(put_double_attribute(writer, VAR_NULL_SPACE_ENERGY, "tolerance",
+                                   bits_double(header->tolerance_bits)));
+    SGK_CHECK(put_double_attribute(writer, VAR_MEMORY_RESIDUAL, "tolerance",
+                                   bits_double(header->tolerance_bits)));
+    SGK_CHECK(nc_check(nc_put_att_longlong(writer->ncid, writer->varids[VAR_MEMORY_RESIDUAL],
+                                           "retained_eigenpairs", NC_INT64, 1, &retained),
+                       writer->path, "writing attribute memory_residual:retained_eigenpairs"));
+    for (int e = 0; e < 3; e++)
+        if (header->present[error_vars[e]])
+            SGK_CHECK(put_text_attribute(writer, writer->varids[error_vars[e]], "error_kind",
+                                         kind));
+    return SGK_OK;
 }
 
 static sgk_status define_split_flags(const nc_writer *writer)
@@ -475,12 +741,15 @@ static sgk_status define_file(nc_writer *writer)
     for (v = 0; v < N_VARS; v++)
         if (writer->header.present[v]) SGK_CHECK(define_variable(writer, v));
     SGK_CHECK(define_split_flags(writer));
-    if (writer->header.present[VAR_SGK]) SGK_CHECK(define_kernel_storage(writer));
+    if (writer->header.present[VAR_SGK]) SGK_CHECK(define_block_cyclic_storage(writer, VAR_SGK));
+    if (writer->header.present[VAR_EIGENVECTORS])
+        SGK_CHECK(define_block_cyclic_storage(writer, VAR_EIGENVECTORS));
+    if (writer->header.present[VAR_MEMORY_RESIDUAL]) SGK_CHECK(define_analysis_attributes(writer));
     return define_global_attributes(writer);
 }
 
 /* Set independent access for every variable: rank 0 writes the small arrays
- * alone, and write_kernel() explains the choice for sgk. Every rank makes the
+ * alone, and write_block_cyclic() explains the choice for sgk. Every rank makes the
  * same calls. */
 static sgk_status set_access_modes(const nc_writer *writer)
 {
@@ -527,8 +796,56 @@ static sgk_status put_labels(const nc_writer *writer, const sgk_dataset *data)
     return status;
 }
 
-/* Rank 0 only. Write every variable except sgk. Their access is independent, so
- * the other ranks go on to write sgk meanwhile. */
+/* Rank 0 only. Write the analysis variables except the eigenvectors. */
+static sgk_status write_analysis_arrays(const nc_writer *writer, const sgk_analysis *analysis)
+{
+    const int64_t *present = writer->header.present;
+    const sgk_generalization *g = &analysis->generalization;
+
+    SGK_CHECK(put_double(writer, VAR_TARGET_COEFF, analysis->target_coeff));
+    SGK_CHECK(put_double(writer, VAR_CAPTURED_ENERGY, analysis->captured_energy));
+    SGK_CHECK(put_double(writer, VAR_NULL_SPACE_ENERGY, analysis->null_space_energy));
+    SGK_CHECK(put_double(writer, VAR_REMAINING_ENERGY, analysis->remaining_energy));
+    SGK_CHECK(put_double(writer, VAR_EFFECTIVE_RANK, &analysis->effective_rank));
+    SGK_CHECK(put_double(writer, VAR_ALIGNMENT, analysis->alignment));
+    SGK_CHECK(put_double(writer, VAR_ALIGNMENT_CENTERED, analysis->alignment_centered));
+    SGK_CHECK(put_double(writer, VAR_MEMORY_RESIDUAL, analysis->memory_residual));
+    if (present[VAR_POINT_ERROR]) SGK_CHECK(put_double(writer, VAR_POINT_ERROR, g->point_error));
+    if (present[VAR_TEST_ERROR_MEAN])
+        SGK_CHECK(put_double(writer, VAR_TEST_ERROR_MEAN, &g->test_error_mean));
+    if (present[VAR_TEST_ERROR_REPLICA])
+        SGK_CHECK(put_double(writer, VAR_TEST_ERROR_REPLICA, g->test_error_replica));
+    if (present[VAR_RESIDUAL_ERROR_CORRELATION])
+        SGK_CHECK(put_double(writer, VAR_RESIDUAL_ERROR_CORRELATION,
+                             &analysis->residual_error_correlation));
+    return SGK_OK;
+}
+
+/* Rank 0 only. Write the probe kernels and the kernel-evolution metrics. */
+static sgk_status write_evolution_arrays(const nc_writer *writer, const sgk_results *results)
+{
+    const sgk_evolution *e = &results->evolution;
+
+    SGK_CHECK(nc_check(nc_put_var_long(writer->ncid, writer->varids[VAR_PROBE_INDEX],
+                                       results->probe_index),
+                       writer->path, "writing variable probe_index"));
+    SGK_CHECK(put_double(writer, VAR_PROBE_KERNEL, results->probe_mean));
+    SGK_CHECK(put_double(writer, VAR_NTK_TRACE, e->trace));
+    SGK_CHECK(put_double(writer, VAR_NTK_FROBENIUS, e->frobenius));
+    SGK_CHECK(put_double(writer, VAR_NTK_ALIGNMENT, e->alignment));
+    SGK_CHECK(put_double(writer, VAR_NTK_ALIGNMENT_CENTERED, e->alignment_centered));
+    SGK_CHECK(put_double(writer, VAR_NTK_DISTANCE, e->distance));
+    SGK_CHECK(put_double(writer, VAR_NTK_VELOCITY, e->velocity));
+    SGK_CHECK(put_double(writer, VAR_NTK_EFFECTIVE_RANK, e->effective_rank));
+    SGK_CHECK(put_double(writer, VAR_NTK_SPREAD, e->spread));
+    if (writer->header.present[VAR_NTK_TOP_EIGENVALUES])
+        SGK_CHECK(put_double(writer, VAR_NTK_TOP_EIGENVALUES, e->top_eigenvalues));
+    return SGK_OK;
+}
+
+/* Rank 0 only. Write every variable except the block-cyclic ones (sgk and the
+ * eigenvectors). Their access is independent, so the other ranks go on to write
+ * their blocks meanwhile. */
 static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset *data,
                                      const sgk_results *results)
 {
@@ -549,7 +866,9 @@ static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset 
     if (present[VAR_F_MEAN]) SGK_CHECK(put_double(writer, VAR_F_MEAN, results->f_mean));
     if (present[VAR_F_VAR]) SGK_CHECK(put_double(writer, VAR_F_VAR, results->f_var));
     if (present[VAR_EIGENVALUES])
-        SGK_CHECK(put_double(writer, VAR_EIGENVALUES, results->eigenvalues));
+        SGK_CHECK(put_double(writer, VAR_EIGENVALUES, writer->analysis
+                                                          ? writer->analysis->eigenvalues
+                                                          : results->eigenvalues));
     if (present[VAR_DRIFT]) SGK_CHECK(put_double(writer, VAR_DRIFT, results->drift));
     if (present[VAR_REMAINDER]) SGK_CHECK(put_double(writer, VAR_REMAINDER, results->remainder));
     if (present[VAR_KERNEL_MACHINE])
@@ -560,6 +879,12 @@ static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset 
                            writer->path, "writing variable retrieval_index"));
     if (present[VAR_RETRIEVAL_WEIGHT])
         SGK_CHECK(put_double(writer, VAR_RETRIEVAL_WEIGHT, results->retrieval_weight));
+    if (writer->analysis) SGK_CHECK(write_analysis_arrays(writer, writer->analysis));
+    if (present[VAR_REPLICA_DROPPED])
+        SGK_CHECK(nc_check(nc_put_var_int(writer->ncid, writer->varids[VAR_REPLICA_DROPPED],
+                                          results->replica_dropped),
+                           writer->path, "writing variable replica_dropped"));
+    if (present[VAR_PROBE_INDEX]) SGK_CHECK(write_evolution_arrays(writer, results));
     return SGK_OK;
 }
 
@@ -568,8 +893,9 @@ static int local_block_count(int local_extent, int nb)
     return (local_extent + nb - 1) / nb;
 }
 
-/* Write this rank's blocks of the block-cyclic matrix into sgk, one nc_put_vara
- * call per local block, with independent access.
+/* Write this rank's blocks of the block-cyclic matrix into variable v (sgk, or the
+ * first n_cols columns into eigenvectors), one nc_put_vara call per local block,
+ * with independent access.
  *
  * Independent access was chosen over collective access padded with zero-count
  * calls for two reasons. First, with collective access a rank whose call fails
@@ -585,21 +911,23 @@ static int local_block_count(int local_extent, int nb)
  * NOTE: parallel HDF5 writes compressed (filtered) variables only with collective
  * access, so compressing sgk needs collective calls padded to the same count on
  * every rank. */
-static sgk_status write_kernel(const nc_writer *writer, const sgk_dmatrix *kernel,
-                               const sgk_grid *grid)
+static sgk_status write_block_cyclic(const nc_writer *writer, int v, const sgk_dmatrix *kernel,
+                                     long n_cols, const sgk_grid *grid)
 {
     const int nb = kernel->nb;
     const int row_blocks = local_block_count(kernel->local_rows, nb);
     const int col_blocks = local_block_count(kernel->local_cols, nb);
     double *tile;
     int bi, bj;
+    char what[96];
     sgk_status status = SGK_OK;
 
     if (row_blocks == 0 || col_blocks == 0) return SGK_OK;
     tile = malloc((size_t)nb * (size_t)nb * sizeof *tile);
     if (!tile)
-        return sgk_error(SGK_ERR_IO, "writing %s: out of memory for a %d x %d tile of sgk",
-                         writer->path, nb, nb);
+        return sgk_error(SGK_ERR_IO, "writing %s: out of memory for a %d x %d tile of %s",
+                         writer->path, nb, nb, var_specs[v].name);
+    snprintf(what, sizeof what, "writing variable %s", var_specs[v].name);
 
     for (bi = 0; bi < row_blocks && status == SGK_OK; bi++) {
         for (bj = 0; bj < col_blocks && status == SGK_OK; bj++) {
@@ -607,9 +935,13 @@ static sgk_status write_kernel(const nc_writer *writer, const sgk_dmatrix *kerne
              * block (bi * n_prow + my_prow, bj * n_pcol + my_pcol). */
             const int i0 = bi * nb, j0 = bj * nb;
             const int rows = kernel->local_rows - i0 < nb ? kernel->local_rows - i0 : nb;
-            const int cols = kernel->local_cols - j0 < nb ? kernel->local_cols - j0 : nb;
+            const long first_col = ((long)bj * grid->n_pcol + grid->my_pcol) * nb;
+            int cols = kernel->local_cols - j0 < nb ? kernel->local_cols - j0 : nb;
             size_t start[2], count[2];
             int r, c;
+
+            if (first_col >= n_cols) continue;
+            if (first_col + cols > n_cols) cols = (int)(n_cols - first_col);
 
             /* The local array is column-major and the file row-major. */
             for (r = 0; r < rows; r++)
@@ -617,12 +949,12 @@ static sgk_status write_kernel(const nc_writer *writer, const sgk_dmatrix *kerne
                     tile[(size_t)r * cols + c] =
                         kernel->local[(size_t)(i0 + r) + (size_t)(j0 + c) * kernel->lld];
             start[0] = ((size_t)bi * grid->n_prow + grid->my_prow) * nb;
-            start[1] = ((size_t)bj * grid->n_pcol + grid->my_pcol) * nb;
+            start[1] = (size_t)first_col;
             count[0] = (size_t)rows;
             count[1] = (size_t)cols;
-            status = nc_check(nc_put_vara_double(writer->ncid, writer->varids[VAR_SGK], start,
-                                                 count, tile),
-                              writer->path, "writing variable sgk");
+            status = nc_check(nc_put_vara_double(writer->ncid, writer->varids[v], start, count,
+                                                 tile),
+                              writer->path, what);
         }
     }
     free(tile);
@@ -638,8 +970,15 @@ static sgk_status write_data(const nc_writer *writer, const sgk_dataset *data,
     SGK_CHECK(agree_status(writer->comm, writer->path, status));
     if (writer->rank == 0) status = write_small_arrays(writer, data, results);
     if (writer->header.present[VAR_SGK]) {
-        sgk_status kernel_status = write_kernel(writer, &results->sgk, grid);
+        sgk_status kernel_status =
+            write_block_cyclic(writer, VAR_SGK, &results->sgk, results->sgk.n, grid);
         if (status == SGK_OK) status = kernel_status;
+    }
+    if (writer->header.present[VAR_EIGENVECTORS]) {
+        sgk_status vector_status =
+            write_block_cyclic(writer, VAR_EIGENVECTORS, &writer->analysis->vectors,
+                               writer->analysis->n_eig, grid);
+        if (status == SGK_OK) status = vector_status;
     }
     return agree_status(writer->comm, writer->path, status);
 }
@@ -682,6 +1021,14 @@ sgk_status sgk_output_write(const char *path, const sgk_config *config,
                             const sgk_dataset *data, const sgk_results *results,
                             const sgk_grid *grid, const sgk_run_info *info)
 {
+    return sgk_output_write_with_analysis(path, config, data, results, NULL, grid, info);
+}
+
+sgk_status sgk_output_write_with_analysis(const char *path, const sgk_config *config,
+                                          const sgk_dataset *data, const sgk_results *results,
+                                          const sgk_analysis *analysis, const sgk_grid *grid,
+                                          const sgk_run_info *info)
+{
     nc_writer writer;
     sgk_status status;
     int k, rc;
@@ -692,7 +1039,9 @@ sgk_status sgk_output_write(const char *path, const sgk_config *config,
     writer.path = path;
     writer.comm = grid->comm;
     writer.rank = grid->rank;
+    writer.analysis = analysis;
     status = check_inputs(path, data, results, grid, info);
+    if (status == SGK_OK && analysis) status = check_analysis(path, data, results, analysis, grid);
     SGK_CHECK(agree_status(writer.comm, path, status));
     status = share_metadata(&writer, config, data, results, grid, info);
     if (status == SGK_OK) status = check_header(&writer, config, data, results, grid);

@@ -471,29 +471,50 @@ static sgk_status collect_first_weights(const sgk_grid *grid, sgk_ensemble *ense
     return SGK_OK;
 }
 
-/* Collective. Solve the spectrum of K_n = K_train / n: training points lead the set. */
-static sgk_status solve_spectrum(const sgk_dataset *data, const sgk_grid *grid,
-                                 sgk_results *results)
+/* Collective. Spectrum, target analysis, memory residuals and generalization of the
+ * kernel; dropped replicas get NaN test errors. */
+static sgk_status analyse(const sgk_config *config, const sgk_dataset *data,
+                          const sgk_grid *grid, sgk_results *results)
 {
-    sgk_dmatrix train_block;
-    sgk_status status = SGK_OK;
+    size_t last = (size_t)(results->n_checkpoints - 1) * data->n_samples * data->n_outputs;
+    sgk_status status;
 
-    results->n_eig = data->n_train;
-    results->eigenvalues = malloc(sizeof(double) * data->n_train);
-    if (!results->eigenvalues)
-        status = sgk_error(SGK_ERR_IO, "out of memory for %ld eigenvalues", data->n_train);
-    status = agree(grid->comm, status);
+    status = sgk_analysis_run(config, data, &results->sgk,
+                              grid->rank == 0 ? results->f_mean + last : NULL,
+                              grid->rank == 0 ? results->f_replica_final : NULL,
+                              results->n_replicas, &results->analysis);
+    if (status != SGK_OK || grid->rank != 0) return status;
+    sgk_generalization *g = &results->analysis.generalization;
+    for (long r = 0; g->test_error_replica && r < results->n_replicas; r++)
+        if (results->replica_dropped[r]) g->test_error_replica[r] = NAN;
+    return SGK_OK;
+}
+
+/* Rank 0. Kernel-evolution metrics of the ensemble-mean probe kernels. */
+static sgk_status evolve(const sgk_dataset *data, sgk_results *results)
+{
+    long n_probe = results->n_probe;
+    int n_outputs = data->n_outputs;
+    double *y_probe = malloc(sizeof(double) * (n_probe * n_outputs + 1));
+    sgk_status status;
+
+    if (!y_probe) return sgk_error(SGK_ERR_IO, "out of memory for the probe targets");
+    for (long p = 0; p < n_probe; p++)
+        memcpy(y_probe + p * n_outputs, data->y + results->probe_index[p] * n_outputs,
+               sizeof(double) * n_outputs);
+    status = sgk_evolution_compute(results->n_checkpoints, n_probe, n_outputs, results->probe_mean,
+                                   results->probe_var, y_probe, results->checkpoint_time,
+                                   n_probe < 10 ? (int)n_probe : 10, &results->evolution);
+    free(y_probe);
     if (status != SGK_OK) return status;
-    status = sgk_dmatrix_leading_block(&results->sgk, data->n_train, 1.0 / (double)data->n_train,
-                                       &train_block);
-    if (status == SGK_OK) {
-        status = sgk_spectrum_eigh(&train_block, results->eigenvalues, NULL);
-        sgk_dmatrix_free(&train_block);
-    }
-    if (status == SGK_OK)
-        sgk_log(SGK_LOG_INFO, "spectrum of K_train / n: lambda_1 = %.6g, lambda_n = %.6g",
-                results->eigenvalues[0], results->eigenvalues[results->n_eig - 1]);
-    return status;
+    results->has_evolution = 1;
+    int c = results->n_checkpoints - 1;
+    sgk_log(SGK_LOG_INFO, "probe kernel, last checkpoint: trace %.6g, distance to step 0 %.4g, "
+            "alignment %.4g, effective rank %.4g, replica spread %.4g",
+            results->evolution.trace[c], results->evolution.distance[c],
+            results->evolution.alignment[c], results->evolution.effective_rank[c],
+            results->evolution.spread[c]);
+    return SGK_OK;
 }
 
 /* The loss must fit the targets: logistic needs one output with targets -1 or +1, and
@@ -635,9 +656,19 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     if (status != SGK_OK) goto done;
     sgk_ensemble_free(&ensemble);
 
-    /* 7. Spectrum. */
+    /* 7. Kernel evolution on rank 0, then the spectrum and what follows from it. */
+    if (grid->rank == 0 && results->n_probe > 0) status = evolve(data, results);
+    status = agree(comm, status);
+    if (status != SGK_OK) goto done;
+    {
+        /* The output file's layout must be known on every rank. */
+        int shape[2] = { results->has_evolution, results->evolution.n_top };
+        MPI_Bcast(shape, 2, MPI_INT, 0, comm);
+        results->has_evolution = shape[0];
+        results->evolution.n_top = shape[1];
+    }
     start = sgk_seconds();
-    status = solve_spectrum(data, grid, results);
+    status = analyse(config, data, grid, results);
     results->phase_seconds[SGK_PHASE_SPECTRUM] = sgk_seconds() - start;
 
 done:
@@ -656,6 +687,8 @@ void sgk_results_free(sgk_results *results)
     free(results->f_mean);
     free(results->f_var);
     free(results->eigenvalues);
+    sgk_analysis_free(&results->analysis);
+    sgk_evolution_free(&results->evolution);
     free(results->drift);
     free(results->remainder);
     free(results->kernel_machine);

@@ -57,6 +57,26 @@ static double remainder_value(long i, int o) { return 0.015625 * (double)i + 0.2
 static double kernel_machine_value(long i, int o) { return 3.0 + (double)i + 0.125 * o; }
 static int retrieval_index_value(long i, int k) { return (int)((i + k) % 3); }
 static double retrieval_weight_value(long i, int k) { return 10.0 - (double)i - 0.5 * k; }
+/* Analysis values; the eigenvalues differ from results->eigenvalues, which the
+ * analysis replaces. */
+static double analysis_eigenvalue(long j) { return 2.0 / (double)(j + 1); }
+static double eigenvector_value(long i, long j) { return 100.0 * (double)i + (double)j + 0.25; }
+static double coeff_value(long j, int o) { return 0.5 * (double)j - o; }
+static double captured_value(long j, int o) { return (double)j + 0.125 * o; }
+static double null_space_value(int o) { return 0.25 * o; }
+static double remaining_value(int o) { return 0.5 + o; }
+static double alignment_value(int o) { return 0.125 * (o + 1); }
+static double centered_value(int o) { return -0.25 * (o + 1); }
+static double residual_value(long i) { return (double)i / 64.0; }
+static double point_error_value(long i) { return (double)(i % 2); }
+static double replica_error_value(int r) { return 0.125 * r; }
+#define N_EIG_ANALYSIS 3
+#define EFFECTIVE_RANK 3.5
+#define TEST_ERROR_MEAN 0.375
+#define CORRELATION (-0.5)
+#define EIGEN_RESIDUAL 1e-14
+#define TOLERANCE 1e-10
+#define N_RETAINED 2
 
 /* One fake run: what sgk_output_write receives, with arrays owned here. */
 typedef struct {
@@ -578,6 +598,227 @@ static void check_file(const char *path, const fake_run *run)
     CU_ASSERT_EQUAL(nc_close(ncid), NC_NOERR);
 }
 
+/* Collective. Fill `analysis` for `run` with the value functions above: k =
+ * N_EIG_ANALYSIS eigenpairs, eigenvectors on the run's grid when with_vectors, and
+ * the generalization numbers on rank 0 when with_generalization. */
+static void make_analysis(const fake_run *run, int with_vectors, int with_generalization,
+                          sgk_analysis *analysis)
+{
+    const long n = run->data.n_train, n_samples = run->data.n_samples;
+    const int nb = run->results.sgk.nb;
+    sgk_dmatrix *v = &analysis->vectors;
+    long i, j;
+    int o, r;
+
+    memset(analysis, 0, sizeof *analysis);
+    analysis->n_train = n;
+    analysis->n_samples = n_samples;
+    analysis->n_outputs = N_OUTPUTS;
+    analysis->n_eig = N_EIG_ANALYSIS;
+    analysis->tolerance = TOLERANCE;
+    analysis->eigen_residual = EIGEN_RESIDUAL;
+    analysis->n_retained = N_RETAINED;
+    analysis->effective_rank = EFFECTIVE_RANK;
+    analysis->eigenvalues = malloc(sizeof(double) * N_EIG_ANALYSIS);
+    analysis->target_coeff = malloc(sizeof(double) * N_EIG_ANALYSIS * N_OUTPUTS);
+    analysis->captured_energy = malloc(sizeof(double) * N_EIG_ANALYSIS * N_OUTPUTS);
+    analysis->null_space_energy = malloc(sizeof(double) * N_OUTPUTS);
+    analysis->remaining_energy = malloc(sizeof(double) * N_OUTPUTS);
+    analysis->alignment = malloc(sizeof(double) * N_OUTPUTS);
+    analysis->alignment_centered = malloc(sizeof(double) * N_OUTPUTS);
+    analysis->memory_residual = malloc(sizeof(double) * (size_t)n_samples);
+    for (j = 0; j < N_EIG_ANALYSIS; j++) {
+        analysis->eigenvalues[j] = analysis_eigenvalue(j);
+        for (o = 0; o < N_OUTPUTS; o++) {
+            analysis->target_coeff[j * N_OUTPUTS + o] = coeff_value(j, o);
+            analysis->captured_energy[j * N_OUTPUTS + o] = captured_value(j, o);
+        }
+    }
+    for (o = 0; o < N_OUTPUTS; o++) {
+        analysis->null_space_energy[o] = null_space_value(o);
+        analysis->remaining_energy[o] = remaining_value(o);
+        analysis->alignment[o] = alignment_value(o);
+        analysis->alignment_centered[o] = centered_value(o);
+    }
+    for (i = 0; i < n_samples; i++) analysis->memory_residual[i] = residual_value(i);
+
+    /* An n x n block-cyclic matrix whose first k columns hold eigenvector_value. */
+    analysis->has_vectors = with_vectors;
+    if (with_vectors) {
+        const sgk_grid *grid = &run->grid;
+        int n_int = (int)n, zero = 0, li, lj;
+
+        v->grid = grid;
+        v->n = n;
+        v->nb = nb;
+        v->local_rows = numroc_(&n_int, &nb, &grid->my_prow, &zero, &grid->n_prow);
+        v->local_cols = numroc_(&n_int, &nb, &grid->my_pcol, &zero, &grid->n_pcol);
+        v->lld = v->local_rows > 1 ? v->local_rows : 1;
+        if (v->local_rows > 0 && v->local_cols > 0)
+            v->local = malloc(sizeof(double) * (size_t)v->lld * (size_t)v->local_cols);
+        for (lj = 0; v->local && lj < v->local_cols; lj++) {
+            long col = (long)((lj / nb) * grid->n_pcol + grid->my_pcol) * nb + lj % nb;
+            for (li = 0; li < v->local_rows; li++) {
+                long row = (long)((li / nb) * grid->n_prow + grid->my_prow) * nb + li % nb;
+                v->local[li + (size_t)lj * v->lld] =
+                    col < N_EIG_ANALYSIS ? eigenvector_value(row, col) : 0.0;
+            }
+        }
+    }
+
+    analysis->has_generalization = with_generalization;
+    analysis->residual_error_correlation = CORRELATION;
+    if (with_generalization && world_rank == 0) {
+        sgk_generalization *g = &analysis->generalization;
+
+        g->kind = SGK_ERROR_ARGMAX;
+        g->n_test = run->data.n_test;
+        g->test_error_mean = TEST_ERROR_MEAN;
+        g->n_replicas = N_REPLICAS;
+        g->test_error_replica = malloc(sizeof(double) * N_REPLICAS);
+        g->point_error = malloc(sizeof(double) * (size_t)n_samples);
+        for (r = 0; r < N_REPLICAS; r++) g->test_error_replica[r] = replica_error_value(r);
+        for (i = 0; i < n_samples; i++)
+            g->point_error[i] = run->data.split[i] == SGK_SPLIT_OOD ? NAN : point_error_value(i);
+    }
+}
+
+/* Rank 0 only. Check the values of sgk next to the parallel-written eigenvectors. */
+static void check_kernel_values(int ncid, long n)
+{
+    int varid = -1, wrong = 0;
+    double *values;
+    long i, j;
+
+    CU_ASSERT_EQUAL_FATAL(nc_inq_varid(ncid, "sgk", &varid), NC_NOERR);
+    values = read_doubles(ncid, varid, (size_t)(n * n));
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++)
+            if (values[i * n + j] != kernel_value(i, j)) wrong++;
+    CU_ASSERT_EQUAL(wrong, 0);
+    free(values);
+}
+
+/* Rank 0 only. Check the analysis variables and attributes of an open file. */
+static void check_analysis_vars(int ncid, const fake_run *run, int with_vectors,
+                                int with_generalization)
+{
+    static const char *const eig_dim[] = {"eig"};
+    static const char *const vector_dims[] = {"train", "eig"};
+    static const char *const eig_output_dims[] = {"eig", "output"};
+    static const char *const output_dim[] = {"output"};
+    static const char *const sample_dim[] = {"sample"};
+    static const char *const replica_dim[] = {"replica"};
+    const long n = run->data.n_train, n_samples = run->data.n_samples;
+    double *values, scalar = 0.0;
+    long long retained = 0;
+    int varid, id, o, r, wrong = 0;
+    long i, j;
+
+    check_dim(ncid, "eig", N_EIG_ANALYSIS);
+    if ((varid = check_var(ncid, "eigenvalues", NC_DOUBLE, 1, eig_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_EIG_ANALYSIS);
+        for (j = 0; j < N_EIG_ANALYSIS; j++) CU_ASSERT_EQUAL(values[j], analysis_eigenvalue(j));
+        free(values);
+        check_text_att(ncid, varid, "solver", "ScaLAPACK PDSYEVR, largest eigenpairs");
+        CU_ASSERT_EQUAL(nc_get_att_double(ncid, varid, "max_residual", &scalar), NC_NOERR);
+        CU_ASSERT_EQUAL(scalar, EIGEN_RESIDUAL);
+    }
+    if (with_vectors) {
+        if ((varid = check_var(ncid, "eigenvectors", NC_DOUBLE, 2, vector_dims, 1)) >= 0) {
+            values = read_doubles(ncid, varid, (size_t)(n * N_EIG_ANALYSIS));
+            for (i = 0; i < n; i++)
+                for (j = 0; j < N_EIG_ANALYSIS; j++)
+                    if (values[i * N_EIG_ANALYSIS + j] != eigenvector_value(i, j)) wrong++;
+            CU_ASSERT_EQUAL(wrong, 0);
+            free(values);
+        }
+    } else {
+        CU_ASSERT_EQUAL(nc_inq_varid(ncid, "eigenvectors", &id), NC_ENOTVAR);
+    }
+    if ((varid = check_var(ncid, "target_coeff", NC_DOUBLE, 2, eig_output_dims, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_EIG_ANALYSIS * N_OUTPUTS);
+        for (j = 0; j < N_EIG_ANALYSIS; j++)
+            for (o = 0; o < N_OUTPUTS; o++)
+                CU_ASSERT_EQUAL(values[j * N_OUTPUTS + o], coeff_value(j, o));
+        free(values);
+    }
+    if ((varid = check_var(ncid, "captured_energy", NC_DOUBLE, 2, eig_output_dims, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_EIG_ANALYSIS * N_OUTPUTS);
+        for (j = 0; j < N_EIG_ANALYSIS; j++)
+            for (o = 0; o < N_OUTPUTS; o++)
+                CU_ASSERT_EQUAL(values[j * N_OUTPUTS + o], captured_value(j, o));
+        free(values);
+    }
+    if ((varid = check_var(ncid, "null_space_energy", NC_DOUBLE, 1, output_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_OUTPUTS);
+        for (o = 0; o < N_OUTPUTS; o++) CU_ASSERT_EQUAL(values[o], null_space_value(o));
+        free(values);
+        CU_ASSERT_EQUAL(nc_get_att_double(ncid, varid, "tolerance", &scalar), NC_NOERR);
+        CU_ASSERT_EQUAL(scalar, TOLERANCE);
+    }
+    if ((varid = check_var(ncid, "remaining_energy", NC_DOUBLE, 1, output_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_OUTPUTS);
+        for (o = 0; o < N_OUTPUTS; o++) CU_ASSERT_EQUAL(values[o], remaining_value(o));
+        free(values);
+    }
+    if ((varid = check_var(ncid, "alignment", NC_DOUBLE, 1, output_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_OUTPUTS);
+        for (o = 0; o < N_OUTPUTS; o++) CU_ASSERT_EQUAL(values[o], alignment_value(o));
+        free(values);
+    }
+    if ((varid = check_var(ncid, "alignment_centered", NC_DOUBLE, 1, output_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_OUTPUTS);
+        for (o = 0; o < N_OUTPUTS; o++) CU_ASSERT_EQUAL(values[o], centered_value(o));
+        free(values);
+    }
+    if ((varid = check_var(ncid, "effective_rank", NC_DOUBLE, 0, NULL, 1)) >= 0) {
+        CU_ASSERT_EQUAL(nc_get_var_double(ncid, varid, &scalar), NC_NOERR);
+        CU_ASSERT_EQUAL(scalar, EFFECTIVE_RANK);
+    }
+    if ((varid = check_var(ncid, "memory_residual", NC_DOUBLE, 1, sample_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, (size_t)n_samples);
+        for (i = 0; i < n_samples; i++) CU_ASSERT_EQUAL(values[i], residual_value(i));
+        free(values);
+        CU_ASSERT_EQUAL(nc_get_att_longlong(ncid, varid, "retained_eigenpairs", &retained),
+                        NC_NOERR);
+        CU_ASSERT_EQUAL(retained, N_RETAINED);
+    }
+    if (!with_generalization) {
+        CU_ASSERT_EQUAL(nc_inq_varid(ncid, "point_error", &id), NC_ENOTVAR);
+        CU_ASSERT_EQUAL(nc_inq_varid(ncid, "test_error_mean", &id), NC_ENOTVAR);
+        CU_ASSERT_EQUAL(nc_inq_varid(ncid, "test_error_replica", &id), NC_ENOTVAR);
+        CU_ASSERT_EQUAL(nc_inq_varid(ncid, "residual_error_correlation", &id), NC_ENOTVAR);
+        return;
+    }
+    if ((varid = check_var(ncid, "point_error", NC_DOUBLE, 1, sample_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, (size_t)n_samples);
+        for (i = 0; i < n_samples; i++) {
+            if (run->data.split[i] == SGK_SPLIT_OOD) {
+                CU_ASSERT_TRUE(isnan(values[i]));
+            } else {
+                CU_ASSERT_EQUAL(values[i], point_error_value(i));
+            }
+        }
+        free(values);
+        check_text_att(ncid, varid, "error_kind", "argmax error rate");
+    }
+    if ((varid = check_var(ncid, "test_error_mean", NC_DOUBLE, 0, NULL, 1)) >= 0) {
+        CU_ASSERT_EQUAL(nc_get_var_double(ncid, varid, &scalar), NC_NOERR);
+        CU_ASSERT_EQUAL(scalar, TEST_ERROR_MEAN);
+        check_text_att(ncid, varid, "error_kind", "argmax error rate");
+    }
+    if ((varid = check_var(ncid, "test_error_replica", NC_DOUBLE, 1, replica_dim, 1)) >= 0) {
+        values = read_doubles(ncid, varid, N_REPLICAS);
+        for (r = 0; r < N_REPLICAS; r++) CU_ASSERT_EQUAL(values[r], replica_error_value(r));
+        free(values);
+    }
+    if ((varid = check_var(ncid, "residual_error_correlation", NC_DOUBLE, 0, NULL, 1)) >= 0) {
+        CU_ASSERT_EQUAL(nc_get_var_double(ncid, varid, &scalar), NC_NOERR);
+        CU_ASSERT_EQUAL(scalar, CORRELATION);
+    }
+}
+
 /* ---- Tests ----------------------------------------------------------------- */
 
 /* Collective. Write a fake run and check the file on rank 0. */
@@ -682,6 +923,85 @@ static void test_optional_arrays_absent(void)
     free_run(&run);
 }
 
+/* Collective. Write a fake run with an analysis and check the analysis variables
+ * on rank 0. */
+static void write_and_check_analysis(int with_vectors, int with_generalization, int nb,
+                                     int n_prow, int n_pcol, const char *name)
+{
+    fake_run run;
+    sgk_analysis analysis;
+    char path[512];
+    sgk_status status;
+
+    output_path(path, sizeof path, name);
+    make_run(&run, 4, 2, 1, nb, n_prow, n_pcol);
+    make_analysis(&run, with_vectors, with_generalization, &analysis);
+    status = sgk_output_write_with_analysis(path, &run.config, &run.data, &run.results,
+                                            &analysis, &run.grid, &run.info);
+    CU_ASSERT_EQUAL(status, SGK_OK);
+    if (status != SGK_OK) fprintf(stderr, "[rank %d] %s\n", world_rank, sgk_error_message());
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0 && status == SGK_OK) {
+        int ncid;
+
+        CU_ASSERT_EQUAL_FATAL(nc_open(path, NC_NOWRITE, &ncid), NC_NOERR);
+        check_analysis_vars(ncid, &run, with_vectors, with_generalization);
+        check_kernel_values(ncid, run.data.n_samples);
+        check_dataset_vars(ncid, &run.data);
+        CU_ASSERT_EQUAL(nc_close(ncid), NC_NOERR);
+        remove(path);
+    }
+    sgk_analysis_free(&analysis);
+    free_run(&run);
+}
+
+/* Every analysis variable, with eigenvectors written in parallel: block size 1 puts
+ * the 4 x 3 eigenvector block on up to 4 ranks, block size 2 cuts the second block
+ * column to one of its two columns, and a column grid stacks the process rows. */
+static void test_analysis_variables(void)
+{
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    write_and_check_analysis(1, 1, 1, n_prow, n_pcol, "analysis-b1.nc");
+    write_and_check_analysis(1, 1, 2, n_prow, n_pcol, "analysis-b2.nc");
+    write_and_check_analysis(1, 1, 2, world_size, 1, "analysis-column.nc");
+}
+
+/* Without eigenvectors and generalization, those variables are left out. */
+static void test_analysis_optional_parts_absent(void)
+{
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    write_and_check_analysis(0, 0, 2, n_prow, n_pcol, "analysis-bare.nc");
+}
+
+/* An analysis for another data set is rejected before the file exists. */
+static void test_analysis_size_mismatch(void)
+{
+    fake_run run;
+    sgk_analysis analysis;
+    char path[512];
+    sgk_status status;
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    output_path(path, sizeof path, "analysis-mismatch.nc");
+    make_run(&run, 4, 2, 1, 2, n_prow, n_pcol);
+    make_analysis(&run, 1, 1, &analysis);
+    analysis.n_train = 5;
+    status = sgk_output_write_with_analysis(path, &run.config, &run.data, &run.results,
+                                            &analysis, &run.grid, &run.info);
+    CU_ASSERT_EQUAL(status, SGK_ERR_USAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sgk_error_message(), "train = 5"));
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0) CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+    sgk_error_clear();
+    sgk_analysis_free(&analysis);
+    free_run(&run);
+}
+
 /* A path in a folder that does not exist: SGK_ERR_IO on every rank, and every
  * rank's message names the path. */
 static void test_unwritable_path(void)
@@ -782,6 +1102,9 @@ int main(int argc, char **argv)
         {"unwritable path", test_unwritable_path},
         {"kernel size mismatch", test_kernel_size_mismatch},
         {"failure on one rank", test_failure_on_one_rank},
+        {"analysis variables", test_analysis_variables},
+        {"analysis optional parts absent", test_analysis_optional_parts_absent},
+        {"analysis size mismatch", test_analysis_size_mismatch},
     };
     CU_pSuite suite;
     size_t t;

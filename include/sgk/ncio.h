@@ -3,6 +3,7 @@
 #define SGK_NCIO_H
 
 #include <mpi.h>
+#include "sgk/analysis.h"
 #include "sgk/config.h"
 #include "sgk/dataset.h"
 #include "sgk/run.h"
@@ -30,6 +31,18 @@ typedef struct {
 sgk_status sgk_output_write(const char *path, const sgk_config *config,
                             const sgk_dataset *data, const sgk_results *results,
                             const sgk_grid *grid, const sgk_run_info *info);
+
+/* Collective. sgk_output_write plus the variables of `analysis` (the result of
+ * sgk_analysis_run on the same grid, passed on every rank; NULL writes none of them).
+ * Its eigenvalues replace results->eigenvalues and define the eig dimension. The
+ * eigenvectors are written in parallel from the distributed matrix when
+ * analysis->has_vectors, and the generalization variables when
+ * analysis->has_generalization. An analysis whose sizes differ from `data`, or that
+ * lacks an array, is SGK_ERR_USAGE and leaves no file. */
+sgk_status sgk_output_write_with_analysis(const char *path, const sgk_config *config,
+                                          const sgk_dataset *data, const sgk_results *results,
+                                          const sgk_analysis *analysis, const sgk_grid *grid,
+                                          const sgk_run_info *info);
 
 #ifdef __cplusplus
 }

@@ -4,8 +4,10 @@
 #define SGK_RUN_H
 
 #include <mpi.h>
+#include "sgk/analysis.h"
 #include "sgk/config.h"
 #include "sgk/dataset.h"
+#include "sgk/evolution.h"
 #include "sgk/kernel.h"
 #include "sgk/status.h"
 
@@ -44,8 +46,11 @@ typedef struct {
     double *retrieval_weight; /* N x k: |D(x, x_i)|, Euclidean norm over outputs */
     /* Every rank: */
     sgk_dmatrix sgk;          /* N x N, traced over outputs */
-    long n_eig;
-    double *eigenvalues;      /* n_eig entries, descending: spectrum of K_train / n */
+    long n_eig;               /* eigenvalues written by sgk_output_write without an analysis; */
+    double *eigenvalues;      /* sgk_run_experiment leaves them empty and fills `analysis` */
+    sgk_analysis analysis;    /* spectrum, target analysis, memory residuals, generalization */
+    int has_evolution;        /* `evolution` was computed (rank 0) */
+    sgk_evolution evolution;  /* rank 0: metrics of probe_mean per checkpoint */
     double phase_seconds[SGK_N_PHASES];
 } sgk_results;
 

@@ -12,6 +12,8 @@
 #include "sgk/kernel.h"
 #include "sgk/spectrum.h"
 #include "sgk/run.h"
+#include "sgk/analysis.h"
+#include "sgk/evolution.h"
 #include "sgk/ncio.h"
 #include "sgk/optimizer.h"
 #include "sgk/weights.h"
