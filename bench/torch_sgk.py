@@ -116,8 +116,28 @@ def checkpoint_schedule(steps, count, lr):
     return step, weight
 
 
-def train_replica(replica, args, x_eval, y_train, n_train, dims, kernel, pair, f_mean):
-    """Train one replica and add its weighted kernels, drift pairs and outputs."""
+class Timers:
+    """Wall seconds and counts of the three kinds of work, for the per-unit means that
+    extrapolate a shortened run to the full job."""
+
+    def __init__(self):
+        self.seconds = {"jacobian": 0.0, "kernel": 0.0, "step": 0.0}
+        self.count = {"jacobian": 0, "kernel": 0, "step": 0}
+        self._start = 0.0
+
+    def start(self):
+        self._start = time.perf_counter()
+
+    def stop(self, kind):
+        self.seconds[kind] += time.perf_counter() - self._start
+        self.count[kind] += 1
+
+    def mean(self, kind):
+        return self.seconds[kind] / max(self.count[kind], 1)
+
+
+def train_replica(replica, args, x_eval, y_train, dims, sums, timers):
+    """Train one replica and add its weighted kernels, drift pairs and outputs to `sums`."""
     generator = torch.Generator().manual_seed(args.seed * 1000003 + replica)
     params = init_params(dims, generator)
     n_eval, n_outputs = x_eval.shape[0], dims[-1]
@@ -128,30 +148,37 @@ def train_replica(replica, args, x_eval, y_train, n_train, dims, kernel, pair, f
 
     for step in range(args.steps + 1):
         # 1. Explicit Jacobians of every evaluation point at w_k: (N O) x P, in blocks.
+        timers.start()
         jac_eval = flat(jacobians(params, x_eval), rows)
+        timers.stop("jacobian")
 
         # 2. Checkpoint: outputs and the weighted, output-traced tangent kernel.
         if next_checkpoint < args.checkpoints and step_of[next_checkpoint] == step:
+            timers.start()
             with torch.no_grad():
-                f_mean[next_checkpoint] += forward(params, x_eval) / args.replicas
+                sums["f_mean"][next_checkpoint] += forward(params, x_eval) / args.replicas
             full = sum(block @ block.T for block in jac_eval)
             traced = full.reshape(n_eval, n_outputs, n_eval, n_outputs).diagonal(0, 1, 3).sum(-1)
-            kernel += (weight[next_checkpoint] / args.replicas) * traced
+            sums["kernel"] += (weight[next_checkpoint] / args.replicas) * traced
             next_checkpoint += 1
+            timers.stop("kernel")
         if step == args.steps:
             break
 
         # 3. Minibatch and per-sample gradients g_i = J(x_i)^T r_i at w_k.
-        batch = torch.randperm(n_train, generator=generator)[: args.batch_size]
+        timers.start()
+        batch = torch.randperm(args.n_train, generator=generator)[: args.batch_size]
         per_sample = gradients(params, x_eval[batch], y_train[batch])
         g = flat(per_sample, args.batch_size)
 
         # 4. Drift pairs: D(x_a, x_i)[o] += lr / (B R) <J_o(x_a), g_i>.
         product = sum(j @ gb.T for j, gb in zip(jac_eval, g))
-        pair[:, batch, :] += drift_scale * product.reshape(n_eval, n_outputs, -1).transpose(1, 2)
+        sums["pair"][:, batch, :] += (
+            drift_scale * product.reshape(n_eval, n_outputs, -1).transpose(1, 2))
 
         # 5. SGD step with the minibatch mean gradient.
         params = tuple(p - args.lr * gp.mean(0) for p, gp in zip(params, per_sample))
+        timers.stop("step")
 
 
 def main():
@@ -169,6 +196,10 @@ def main():
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--estimate-for", metavar="R,T,C",
+                        help="also print the time of a job with R replicas, T steps and C "
+                        "checkpoints, from this run's mean time per Jacobian, checkpoint "
+                        "kernel and step (each repeats with the same sizes)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -183,18 +214,20 @@ def main():
     data_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    kernel = torch.zeros(n_eval, n_eval, dtype=torch.float64)
-    pair = torch.zeros(n_eval, args.n_train, n_outputs, dtype=torch.float64)
-    f_mean = torch.zeros(args.checkpoints, n_eval, n_outputs, dtype=torch.float64)
+    sums = {"kernel": torch.zeros(n_eval, n_eval, dtype=torch.float64),
+            "pair": torch.zeros(n_eval, args.n_train, n_outputs, dtype=torch.float64),
+            "f_mean": torch.zeros(args.checkpoints, n_eval, n_outputs, dtype=torch.float64)}
+    timers = Timers()
     for replica in range(args.replicas):
-        train_replica(replica, args, x_eval, y_train, args.n_train, dims, kernel, pair, f_mean)
+        train_replica(replica, args, x_eval, y_train, dims, sums, timers)
     train_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    eigenvalues = torch.linalg.eigvalsh(kernel[: args.n_train, : args.n_train] / args.n_train)
+    kernel_train = sums["kernel"][: args.n_train, : args.n_train] / args.n_train
+    eigenvalues = torch.linalg.eigvalsh(kernel_train)
     spectrum_seconds = time.perf_counter() - start
 
-    drift = -pair.sum(1)
+    drift = -sums["pair"].sum(1)
     n_params = sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims)))
     print(f"torch {torch.__version__}, transforms from {TRANSFORMS}, "
           f"{torch.get_num_threads()} threads, {n_params} parameters, "
@@ -204,6 +237,15 @@ def main():
     print(f"torch_spectrum_seconds = {spectrum_seconds:.3f}")
     print(f"torch_lambda_1 = {eigenvalues[-1].item():.6g}")
     print(f"torch_test_drift_rms = {drift[args.n_train:].pow(2).mean().sqrt().item():.6g}")
+    for kind in ("jacobian", "kernel", "step"):
+        print(f"torch_mean_{kind}_seconds = {timers.mean(kind):.4f} ({timers.count[kind]} runs)")
+    if args.estimate_for:
+        replicas, steps, checkpoints = (int(v) for v in args.estimate_for.split(","))
+        estimate = data_seconds + spectrum_seconds + replicas * (
+            (steps + 1) * timers.mean("jacobian") + checkpoints * timers.mean("kernel")
+            + steps * timers.mean("step"))
+        print(f"torch_estimated_seconds = {estimate:.1f} (R = {replicas}, T = {steps}, "
+              f"C = {checkpoints}, from the means above)")
 
 
 if __name__ == "__main__":
