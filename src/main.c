@@ -239,26 +239,35 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
         if (l < n_dims - 1) widths += dims[l];
     }
 
-    /* Memory: rank kernel sums and input Gram (N x N each), drift pairs, factors and work
-     * buffers of N points, stored outputs, and the distributed kernel with the eigen-solver's
-     * copies (about 4 N^2 / p). */
+    /* Memory: the local part of the kernel and of its cached input Gram (N^2 / p each),
+     * the drift pairs (N x n x O, twice under the drop policy), factors and work buffers
+     * of N points, stored outputs, and the spectrum analysis (a copy of K_n, the
+     * eigenvectors and K[all, train] V: about 3 n^2 / p + N n / p). */
     double drift_pairs = config->kernel.drift ? n * n_train * outputs : 0.0;
     if (config->train.on_divergence == SGK_DIVERGENCE_DROP) drift_pairs *= 2.0;
-    *bytes = 8.0 * (2.0 * n * n + drift_pairs + n * widths * (3.0 + outputs) + n * factor_width
+    *bytes = 8.0 * (2.0 * n * n / n_ranks + drift_pairs + n * widths * (3.0 + outputs)
+                    + n * factor_width
                     + replicas_per_rank * config->kernel.checkpoints * n * outputs
-                    + 4.0 * n * n / n_ranks);
+                    + (3.0 * n_train * n_train + n * n_train) / n_ranks);
 
-    /* Operations per replica: forward and backward passes of the minibatch, tangent factors
-     * of the N points at every checkpoint and at every path node of every step (drift),
-     * the drift products, and the checkpoint Grams; then the eigen-solve of K_n. */
+    /* Operations: per replica of this rank, forward and backward passes of the minibatch,
+     * the N-point outputs at every checkpoint, and with drift the tangent factors of the N
+     * points at every path node of every step plus the drift products; then, for every
+     * replica of the ensemble, the assembly of this rank's kernel blocks; then the
+     * eigen-solve of K_n and the analysis products. */
     double steps = (double)config->train.steps;
     double factor_pass = 2.0 * n * layer_products * (1.0 + outputs);
     double per_replica = steps * 6.0 * batch * layer_products
-                         + config->kernel.checkpoints * (factor_pass + n * n * factor_width);
+                         + config->kernel.checkpoints * 2.0 * n * layer_products;
     if (config->kernel.drift)
         per_replica += steps * (config->kernel.path_nodes * factor_pass
                                 + 2.0 * n * batch * factor_width);
-    double operations = replicas_per_rank * per_replica + 10.0 * n_train * n_train * n_train / n_ranks;
+    double side = n / sqrt((double)n_ranks);
+    double assembly = (double)config->ensemble.replicas * config->kernel.checkpoints
+                      * (2.0 * side * layer_products * (1.0 + outputs)
+                         + 2.0 * n * n * factor_width / n_ranks);
+    double operations = replicas_per_rank * per_replica + assembly
+                        + (10.0 * n_train * n_train * n_train + 2.0 * n * n_train * n_train) / n_ranks;
     *seconds = operations / measure_dgemm_rate();
 }
 
