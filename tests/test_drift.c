@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <mpi.h>
@@ -44,7 +45,10 @@ static sgk_status run_with(const char *const *overrides, int count, run_case *ru
     status = sgk_dataset_load(&run->config, grid.comm, &run->data);
     if (status != SGK_OK) return status;
     status = sgk_run_experiment(&run->config, &run->data, &grid, NULL, &run->results);
-    if (status != SGK_OK) return status;
+    if (status != SGK_OK) {
+        if (sgk_error_message()[0] != '\0') fprintf(stderr, "run: %s\n", sgk_error_message());
+        return status;
+    }
     long n = run->data.n_samples;
     run->sgk = rank == 0 ? malloc(sizeof(double) * n * n) : NULL;
     return sgk_dmatrix_gather(&run->results.sgk, 0, run->sgk);
@@ -270,6 +274,79 @@ static void test_divergence_reported(void)
     run_free(&run);
 }
 
+/* Under the drop policy a replica whose minibatches hit an outlier overflows and is left
+ * out: the run succeeds, marks it, and averages over the others only. The outlier
+ * (inputs 1e60) keeps every output, kernel entry and their squares finite until a
+ * replica takes a gradient step on it, after which its weights are of order 1e118 and
+ * its squared residuals overflow. Which
+ * replicas draw the outlier depends only on the Philox streams, so the split between
+ * dropped and kept replicas is the same on every machine. */
+static void test_drop_policy(void)
+{
+    char folder[] = "/tmp/sgk-test-drop.XXXXXX", csv[64], source[96];
+    run_case run;
+    sgk_status status;
+
+    if (rank == 0) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(folder));
+        snprintf(csv, sizeof csv, "%s/points.csv", folder);
+        FILE *file = fopen(csv, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(file);
+        for (int i = 0; i < 45; i++) {
+            if (i == 17) fprintf(file, "1e60,1e60,1\n");
+            else fprintf(file, "%g,%g,%g\n", 0.1 * (i % 7) - 0.3, 0.05 * (i % 11) - 0.2,
+                         0.01 * i - 0.2);
+        }
+        fclose(file);
+    }
+    MPI_Bcast(folder, sizeof folder, MPI_CHAR, 0, MPI_COMM_WORLD);
+    snprintf(csv, sizeof csv, "%s/points.csv", folder);
+    snprintf(source, sizeof source, "data.path=%s", csv);
+
+    status = RUN(&run, "data.source=csv", source, "data.n_train=40", "data.n_test=5",
+                 "model.widths=8", "train.lr=0.01", "train.batch_size=1", "train.steps=10",
+                 "ensemble.replicas=16", "kernel.checkpoints=2", "kernel.probe=0",
+                 "train.on_divergence=drop");
+    CU_ASSERT_EQUAL_FATAL(status, SGK_OK);
+    if (rank == 0) {
+        long n_values = run.data.n_samples * run.data.n_outputs, kept = 0;
+        const double *f_last = final_mean(&run);
+        int n_checkpoints = run.results.n_checkpoints;
+
+        for (long r = 0; r < run.results.n_replicas; r++) {
+            double final_loss = run.results.loss_train[r * n_checkpoints + n_checkpoints - 1];
+            /* A dropped replica stops before its last checkpoint, so that loss stays NaN. */
+            CU_ASSERT_EQUAL(run.results.replica_dropped[r] != 0, isnan(final_loss) != 0);
+            kept += run.results.replica_dropped[r] == 0;
+        }
+        printf("\n  %ld of %ld replicas kept\n", kept, run.results.n_replicas);
+        CU_ASSERT(kept > 0 && kept < run.results.n_replicas);
+
+        /* The ensemble mean is the mean of the kept replicas' own final outputs. Both sum
+         * the same values in replica order, so they agree to a few ulps. */
+        for (long v = 0; v < n_values; v++) {
+            double sum = 0.0;
+            for (long r = 0; r < run.results.n_replicas; r++)
+                if (!run.results.replica_dropped[r]) sum += run.results.f_replica_final[r * n_values + v];
+            double mean = sum / (double)kept;
+            CU_ASSERT(fabs(f_last[v] - mean) <= 1e-12 * fmax(1.0, fabs(mean)));
+        }
+    }
+    run_free(&run);
+
+    /* The same run under the stop policy fails with the numerical status. */
+    status = RUN(&run, "data.source=csv", source, "data.n_train=40", "data.n_test=5",
+                 "model.widths=8", "train.lr=0.01", "train.batch_size=1", "train.steps=10",
+                 "ensemble.replicas=16", "kernel.checkpoints=2", "kernel.probe=0");
+    CU_ASSERT_EQUAL(status, SGK_ERR_NUMERIC);
+    run_free(&run);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+        unlink(csv);
+        rmdir(folder);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int failed;
@@ -288,6 +365,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "first order rate", test_first_order_rate);
     CU_add_test(suite, "full batch identical replicas", test_full_batch_identical);
     CU_add_test(suite, "divergence reported", test_divergence_reported);
+    CU_add_test(suite, "drop policy", test_drop_policy);
     failed = sgk_test_mpi_run(MPI_COMM_WORLD);
     CU_cleanup_registry();
     sgk_grid_free(&grid);
