@@ -89,6 +89,12 @@ static int replica_owner(long n_replicas, int n_ranks, long replica)
     return 0;
 }
 
+/* NOTE: every rank recomputes the factors of its N / p_r + N / p_c points for every
+ * replica and checkpoint, about 2 P (1 + O) operations per point, next to its
+ * N^2 / p Gram entries. For small N on many ranks (N below about P sqrt(p) / sum of
+ * widths) the recomputation dominates; broadcasting each factor set from the rank that
+ * trained the replica would then be cheaper. */
+
 /* Add weight * tr_o Theta at parameters w to the local entries, column-major with leading
  * dimension lld: the Gram is formed with the columns' points first, so its row-major
  * layout is the local column-major layout. The kernel is symmetric in its two points. */
