@@ -4,17 +4,21 @@
  *                                          784-256-256-10:2048 784-256-256-10:4096)
  * DIMS are the layer widths from input to output of a ReLU MLP (standard parametrization),
  * N the number of points. For each case the program computes the tangent factors of N
- * random inputs in [0, 1), then times the symmetric Gram sgk_tangent_gram(f, f) with the
- * input Gram supplied, as sgk-ensemble calls it at every checkpoint.
+ * random inputs in [0, 1), then times two Grams of those points, both with the input Gram
+ * supplied:
+ *   general    sgk_tangent_gram(fa, fb) with two distinct factor sets of the same points,
+ *              the path src/assemble.c takes for a rank's local block (on one rank, the
+ *              whole N x N kernel);
+ *   symmetric  sgk_tangent_gram(f, f), which computes the upper triangle only.
  *
  * Flop count: the Gram runs one product per layer factor it uses, the delta factor
  * (width O d_l) of every layer and the activation factor (width d_{l-1}) of every layer but
- * the first, whose product the input Gram replaces. The symmetric path computes the
- * N (N + 1) / 2 entries of the upper triangle, at 2 flops per term, so a factor of width k
- * costs N (N + 1) k flops. The element-wise passes that combine the products (about 3
- * flops per entry and layer, memory-bound) are not counted, so they lower the rate.
- * The reference rate is dgemm at 2048 x 2048 x 2048, measured in the same process just
- * before, with the same BLAS threads. */
+ * the first, whose product the input Gram replaces. At 2 flops per term, a factor of width
+ * k costs 2 N^2 k flops on the general path. The symmetric path forms only the
+ * N (N + 1) / 2 entries of the upper triangle, so it costs N (N + 1) k. The element-wise
+ * passes that combine the products (about 3 flops per entry and layer, memory-bound) are
+ * not counted, so they lower the rate. The reference rate is dgemm at 2048 x 2048 x 2048,
+ * measured in the same process just before, with the same BLAS threads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,16 +122,54 @@ static double direct_entry(const sgk_mlp *net, const sgk_factors *f, int i, int 
     return total;
 }
 
+/* Best time of GRAM_REPEATS Grams of fa and fb into the zeroed K; NAN on failure. */
+static double time_gram(const sgk_mlp *net, const sgk_factors *fa, const sgk_factors *fb,
+                        const double *input_gram, double *K)
+{
+    int n = fb->m;
+    double best = INFINITY;
+
+    for (int r = 0; r < GRAM_REPEATS; r++) {
+        memset(K, 0, sizeof(double) * (size_t)n * n);
+        double start = now_seconds();
+        sgk_status status = sgk_tangent_gram(net, fa, fb, input_gram, n, 1.0, K, n);
+        double seconds = now_seconds() - start;
+        if (status != SGK_OK) {
+            fprintf(stderr, "sgk-bench-tangent: %s\n", sgk_error_message());
+            return NAN;
+        }
+        best = fmin(best, seconds);
+    }
+    return best;
+}
+
+/* Largest relative deviation of CHECKED_ENTRIES sampled entries of K (both triangles) from
+ * the direct sum. Each direct entry adds a few thousand products of O(1) terms, so
+ * rounding differences stay near 1e-13 relative; 1e-9 only flags a wrong entry. */
+static double check_entries(const sgk_mlp *net, const sgk_factors *f, const double *K, int n)
+{
+    double worst = 0.0;
+    sgk_rng rng;
+
+    sgk_rng_init(&rng, 2, 0, SGK_RNG_INIT);
+    for (int k = 0; k < CHECKED_ENTRIES; k++) {
+        int i = (int)sgk_rng_below(&rng, (uint64_t)n), j = (int)sgk_rng_below(&rng, (uint64_t)n);
+        double expected = direct_entry(net, f, i, j);
+        worst = fmax(worst, fabs(K[(size_t)i * n + j] - expected) / fmax(fabs(expected), 1e-300));
+    }
+    return worst;
+}
+
 /* Run one case; returns 0, or an exit status after printing why. */
 static int run_case(const bench_case *c, double reference)
 {
     int n = c->n_points, d0 = c->dims[0];
     sgk_mlp net;
     sgk_mlp_work work;
-    sgk_factors factors;
+    sgk_factors factors, copy;
     sgk_rng rng;
     double *w, *x, *input_gram, *K;
-    double width_sum = 0.0, best = INFINITY, worst_error = 0.0;
+    double width_sum = 0.0;
 
     if (sgk_mlp_create(&net, d0, c->dims + 1, c->n_layers - 1, c->dims[c->n_layers],
                        SGK_ACT_RELU, SGK_PARAM_STANDARD) != SGK_OK) {
@@ -139,7 +181,8 @@ static int run_case(const bench_case *c, double reference)
     input_gram = malloc(sizeof(double) * (size_t)n * n);
     K = calloc((size_t)n * n, sizeof(double));
     if (!w || !x || !input_gram || !K || sgk_mlp_work_alloc(&net, n, &work) != SGK_OK
-        || sgk_factors_alloc(&net, n, &factors) != SGK_OK) {
+        || sgk_factors_alloc(&net, n, &factors) != SGK_OK
+        || sgk_factors_alloc(&net, n, &copy) != SGK_OK) {
         fprintf(stderr, "sgk-bench-tangent: out of memory for %d points\n", n);
         return 4;
     }
@@ -158,39 +201,33 @@ static int run_case(const bench_case *c, double reference)
         width_sum += (double)net.dims[net.n_layers] * net.dims[l];
         if (l > 1) width_sum += net.dims[l - 1];
     }
-    double flops = (double)n * (n + 1.0) * width_sum;
-    for (int r = 0; r < GRAM_REPEATS; r++) {
-        memset(K, 0, sizeof(double) * (size_t)n * n);
-        start = now_seconds();
-        sgk_status status = sgk_tangent_gram(&net, &factors, &factors, input_gram, n, 1.0, K, n);
-        double seconds = now_seconds() - start;
-        if (status != SGK_OK) {
-            fprintf(stderr, "sgk-bench-tangent: %s\n", sgk_error_message());
-            return (int)status;
-        }
-        if (seconds < best) best = seconds;
+    /* The general path gets a second factor set with the same values, as src/assemble.c
+     * passes distinct row and column factors even where they hold the same points. */
+    for (int l = 0; l < net.n_layers; l++) {
+        memcpy(copy.act[l], factors.act[l], sizeof(double) * (size_t)n * net.dims[l]);
+        memcpy(copy.delta[l], factors.delta[l],
+               sizeof(double) * (size_t)n * net.dims[net.n_layers] * net.dims[l + 1]);
     }
-
-    /* Self-check: sampled entries, both triangles, against the direct sum. Each direct
-     * entry adds a few thousand products of O(1) terms, so rounding differences stay near
-     * 1e-13 relative; 1e-9 only flags a wrong entry. */
-    sgk_rng_init(&rng, 2, 0, SGK_RNG_INIT);
-    for (int k = 0; k < CHECKED_ENTRIES; k++) {
-        int i = (int)sgk_rng_below(&rng, (uint64_t)n), j = (int)sgk_rng_below(&rng, (uint64_t)n);
-        double expected = direct_entry(&net, &factors, i, j);
-        double error = fabs(K[(size_t)i * n + j] - expected) / fmax(fabs(expected), 1e-300);
-        if (error > worst_error) worst_error = error;
-    }
+    copy.m = n;
 
     char name[128];
     int used = 0;
     for (int l = 0; l <= c->n_layers; l++)
         used += snprintf(name + used, sizeof name - (size_t)used, l ? "-%d" : "%d", c->dims[l]);
-    double gflops = flops / best * 1e-9;
-    printf("%-18s %6d %10.2f %10.3f %10.3f %10.2f %8.0f%% %10.1e\n", name, n, flops * 1e-9,
-           factor_seconds, best, gflops, 100.0 * gflops / reference, worst_error);
-    printf("RESULT tangent_gflops_%s_%d %.3f\n", name, n, gflops);
-    printf("RESULT tangent_ratio_%s_%d %.4f\n", name, n, gflops / reference);
+    double worst_error = 0.0;
+    for (int symmetric = 0; symmetric <= 1; symmetric++) {
+        double flops = (symmetric ? (double)n * (n + 1.0) : 2.0 * n * (double)n) * width_sum;
+        double best = time_gram(&net, symmetric ? &factors : &copy, &factors, input_gram, K);
+        if (isnan(best)) return 1;
+        worst_error = fmax(worst_error, check_entries(&net, &factors, K, n));
+        double gflops = flops / best * 1e-9;
+        const char *path = symmetric ? "symmetric" : "general";
+        printf("%-18s %6d %-9s %8.2f %9.3f %8.3f %9.2f %8.0f%% %9.1e\n", name, n, path,
+               flops * 1e-9, factor_seconds, best, gflops, 100.0 * gflops / reference,
+               worst_error);
+        printf("RESULT tangent_gflops_%s_%s_%d %.3f\n", path, name, n, gflops);
+        printf("RESULT tangent_ratio_%s_%s_%d %.4f\n", path, name, n, gflops / reference);
+    }
 
     free(w);
     free(x);
@@ -198,6 +235,7 @@ static int run_case(const bench_case *c, double reference)
     free(K);
     sgk_mlp_work_free(&work);
     sgk_factors_free(&factors);
+    sgk_factors_free(&copy);
     if (worst_error > 1e-9) {
         fprintf(stderr, "sgk-bench-tangent: Gram entries of %s at N = %d differ from the direct "
                 "sum by %.3g relative; the timing above is of a wrong result\n", name, n,
@@ -216,8 +254,8 @@ int main(int argc, char **argv)
 
     printf("dgemm reference (N = %d, best of 3) = %.2f GFLOP/s\n", REFERENCE_SIZE, reference);
     printf("RESULT tangent_reference_dgemm_gflops %.3f\n", reference);
-    printf("%-18s %6s %10s %10s %10s %10s %9s %10s\n", "network", "N", "GFLOP", "factors s",
-           "Gram s", "GFLOP/s", "of dgemm", "check");
+    printf("%-18s %6s %-9s %8s %9s %8s %9s %9s %9s\n", "network", "N", "path", "GFLOP",
+           "factors s", "Gram s", "GFLOP/s", "of dgemm", "check");
     for (int k = 0; k < n_cases; k++) {
         const char *text = argc > 1 ? argv[k + 1] : default_cases[k];
         bench_case c;

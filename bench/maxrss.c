@@ -2,11 +2,11 @@
  *
  * Usage: mpiexec -n P sgk-bench-maxrss OUTPUT_PREFIX PROGRAM [ARGUMENT]...
  * Each rank of the launcher runs this wrapper, which starts PROGRAM as its child with the
- * same environment (so the child joins the MPI job as that rank) and, when the child
- * exits, writes getrusage(RUSAGE_CHILDREN) ru_maxrss, which with one child is that
- * child's peak resident set (Linux: in KiB), to OUTPUT_PREFIX.RANK as "maxrss_kib N". The wrapper itself never calls
- * MPI. Its exit status is the child's, or 4 when the child could not be started or
- * the file could not be written. */
+ * same environment, so the child joins the MPI job as that rank. When the child exits, the
+ * wrapper writes getrusage(RUSAGE_CHILDREN) ru_maxrss, which with one child is that
+ * child's peak resident set (in KiB on Linux), to OUTPUT_PREFIX.RANK as "maxrss_kib N".
+ * The wrapper itself never calls MPI. Its exit status is the child's, or 4 when the child
+ * could not be started or the file could not be written. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     }
     if (child == 0) {
         execvp(argv[2], argv + 2);
-        fprintf(stderr, "sgk-bench-maxrss: cannot run '%s': %s\n", argv[2], strerror(errno));
+        fprintf(stderr, "sgk-bench-maxrss: failed to run '%s': %s\n", argv[2], strerror(errno));
         _exit(127);
     }
     if (waitpid(child, &status, 0) < 0 || getrusage(RUSAGE_CHILDREN, &usage) != 0) {
@@ -55,8 +55,10 @@ int main(int argc, char **argv)
 
     snprintf(path, sizeof path, "%s.%s", argv[1], launcher_rank());
     FILE *out = fopen(path, "w");
-    if (out == NULL || fprintf(out, "maxrss_kib %ld\n", usage.ru_maxrss) < 0 || fclose(out) != 0) {
-        fprintf(stderr, "sgk-bench-maxrss: cannot write '%s'\n", path);
+    int written = out != NULL && fprintf(out, "maxrss_kib %ld\n", usage.ru_maxrss) > 0;
+    if (out != NULL && fclose(out) != 0) written = 0;
+    if (!written) {
+        fprintf(stderr, "sgk-bench-maxrss: failed to write '%s': %s\n", path, strerror(errno));
         return 4;
     }
     if (WIFEXITED(status)) return WEXITSTATUS(status);

@@ -15,9 +15,9 @@ Jacobians instead of layer factors:
   trapezoid weight in diffusion time over R;
 - at the end: the eigenvalues of K_train / n.
 
-PyTorch 1.13 (Debian bookworm's python3-torch) has no torch.func, so the
-transforms come from the functorch package that ships with it; torch.func is used
-where it exists. The script prints its timing and two numbers to compare with
+PyTorch 1.13 (Debian bookworm's python3-torch) has no torch.func. The
+transforms then come from the functorch package that ships with it, and from
+torch.func where that exists. The script prints its timing and two numbers to compare with
 sgk-ensemble's log: the largest eigenvalue of K_train / n and the root mean square
 drift on the test points.
 """

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "assemble.h"
+#include "control.h"
 #include "sgk/log.h"
 #include "sgk/tangent.h"
 
@@ -16,6 +17,7 @@ typedef struct {
     double *x_rows, *x_cols;    /* inputs of those evaluation points */
     double *input_gram;         /* n_cols x n_rows, <x_col, x_row>, or NULL */
     double *weights;            /* C x n_params of the replica being assembled */
+    double *precond;            /* C x n_params preconditioners (Adam, RMSProp), or NULL */
     sgk_mlp_work work;
     sgk_factors rows, cols;
 } local_part;
@@ -26,6 +28,7 @@ static void local_part_free(local_part *part)
     free(part->x_cols);
     free(part->input_gram);
     free(part->weights);
+    free(part->precond);
     sgk_mlp_work_free(&part->work);
     sgk_factors_free(&part->rows);
     sgk_factors_free(&part->cols);
@@ -44,7 +47,10 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     part->n_cols = kernel->local_cols;
     n_points = part->n_rows > part->n_cols ? part->n_rows : part->n_cols;
     part->weights = malloc(sizeof(double) * plan->n_checkpoints * plan->net->n_params);
-    if (!part->weights) return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
+    if (ensemble->precond_local)
+        part->precond = malloc(sizeof(double) * plan->n_checkpoints * plan->net->n_params);
+    if (!part->weights || (ensemble->precond_local && !part->precond))
+        return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
     if (part->n_rows == 0 || part->n_cols == 0) return SGK_OK;
 
     /* 1. Inputs of the local rows and columns. */
@@ -99,8 +105,12 @@ static int replica_owner(long n_replicas, int n_ranks, long replica)
  * dimension lld: the Gram is formed with the columns' points first, so its row-major
  * layout is the local column-major layout. The kernel is symmetric in its two points. */
 static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, const double *w,
-                                 double weight, sgk_dmatrix *kernel)
+                                 const double *preconditioner, double weight, sgk_dmatrix *kernel)
 {
+    if (preconditioner != NULL)
+        return sgk_tangent_gram_preconditioned(plan->net, w, part->x_cols, (int)part->n_cols,
+                                               part->x_rows, (int)part->n_rows, preconditioner,
+                                               weight, kernel->local, kernel->lld);
     sgk_mlp_tangent_factors(plan->net, w, part->x_rows, (int)part->n_rows, &part->work,
                             &part->rows, NULL);
     sgk_mlp_tangent_factors(plan->net, w, part->x_cols, (int)part->n_cols, &part->work,
@@ -111,7 +121,7 @@ static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, c
 
 sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
                                const int *dropped, const double *quadrature_weight,
-                               double scale, sgk_dmatrix *kernel, double *seconds)
+                               double scale, sgk_dmatrix *kernel, double *seconds, int *stopped)
 {
     const sgk_train_plan *plan = ensemble->plan;
     long n_replicas = plan->config->ensemble.replicas;
@@ -132,17 +142,43 @@ sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *gri
 
     /* Replica by replica in index order, checkpoint by checkpoint: every entry receives its
      * terms in the same order on every grid. */
-    for (long r = 0; r < n_replicas && status == SGK_OK; r++) {
+    /* A rank whose own work failed keeps taking part in the broadcasts, so that no rank
+     * waits for it; the status is agreed after the loop. */
+    *stopped = 0;
+    for (long r = 0; r < n_replicas; r++) {
         if (dropped[r]) continue;
+
+        /* A stop signal to any rank ends the assembly between replicas; the caller then
+         * snapshots the trained ensemble, and a restart assembles again. */
+        if (ensemble->snapshot_folder != NULL) {
+            int seen = sgk_control_signal_seen(), any = 0;
+            MPI_Allreduce(&seen, &any, 1, MPI_INT, MPI_MAX, grid->comm);
+            if (any) {
+                *stopped = 1;
+                break;
+            }
+        }
         int owner = replica_owner(n_replicas, grid->n_ranks, r);
         if (grid->rank == owner)
             memcpy(part.weights, ensemble->weights_local + (size_t)(r - ensemble->first) * per_replica,
                    sizeof(double) * per_replica);
         if (MPI_Bcast(part.weights, (int)per_replica, MPI_DOUBLE, owner, grid->comm) != MPI_SUCCESS)
             status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's parameters failed", r);
+        if (part.precond != NULL) {
+            if (grid->rank == owner)
+                memcpy(part.precond,
+                       ensemble->precond_local + (size_t)(r - ensemble->first) * per_replica,
+                       sizeof(double) * per_replica);
+            if (MPI_Bcast(part.precond, (int)per_replica, MPI_DOUBLE, owner, grid->comm)
+                != MPI_SUCCESS)
+                status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's preconditioners "
+                                   "failed", r);
+        }
         for (int c = 0; c < n_checkpoints && status == SGK_OK; c++) {
+            size_t offset = (size_t)c * plan->net->n_params;
             if (part.n_rows == 0 || part.n_cols == 0) break;
-            status = add_checkpoint(plan, &part, part.weights + (size_t)c * plan->net->n_params,
+            status = add_checkpoint(plan, &part, part.weights + offset,
+                                    part.precond ? part.precond + offset : NULL,
                                     scale * quadrature_weight[c], kernel);
         }
     }

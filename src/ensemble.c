@@ -9,7 +9,7 @@
 #include "snapshot.h"
 
 /* Most blocks a snapshot has: see snapshot_blocks. */
-#define MAX_BLOCKS 20
+#define MAX_BLOCKS 24
 
 void sgk_replica_block(long n_replicas, int n_ranks, int rank, long *first, long *count)
 {
@@ -44,6 +44,12 @@ sgk_status sgk_ensemble_create(sgk_ensemble *ensemble, const sgk_train_plan *pla
     long n_local = ensemble->n_local;
     size_t n_params = (size_t)plan->net->n_params;
     ensemble->weights_local = calloc((size_t)n_checkpoints * n_params * n_local + 1, sizeof(double));
+    if (sgk_optimizer_preconditions(plan->config->train.optimizer)) {
+        ensemble->precond_local = calloc((size_t)n_checkpoints * n_params * n_local + 1,
+                                         sizeof(double));
+        if (!ensemble->precond_local) status = sgk_error(SGK_ERR_IO, "out of memory for the "
+                                                         "checkpoint preconditioners");
+    }
     ensemble->f_local = calloc(ensemble->per_replica * n_local + 1, sizeof(double));
     ensemble->loss_train_local = calloc((size_t)n_checkpoints * n_local + 1, sizeof(double));
     ensemble->loss_test_local = calloc((size_t)n_checkpoints * n_local + 1, sizeof(double));
@@ -68,6 +74,7 @@ void sgk_ensemble_free(sgk_ensemble *ensemble)
 {
     if (ensemble->has_current) sgk_replica_free(&ensemble->current);
     free(ensemble->weights_local);
+    free(ensemble->precond_local);
     free(ensemble->f_local);
     free(ensemble->loss_train_local);
     free(ensemble->loss_test_local);
@@ -90,6 +97,10 @@ static void attach_record(sgk_ensemble *ensemble, long r)
     ensemble->record.probe_kernel = ensemble->probe_local + r * ensemble->per_probe;
     ensemble->record.weights = ensemble->weights_local
                                + (size_t)r * n_checkpoints * ensemble->plan->net->n_params;
+    ensemble->record.preconditioner =
+        ensemble->precond_local
+            ? ensemble->precond_local + (size_t)r * n_checkpoints * ensemble->plan->net->n_params
+            : NULL;
 }
 
 /* Scalars of the position, stored as one block. */
@@ -131,6 +142,12 @@ static int snapshot_blocks(sgk_ensemble *ensemble, long *position, double *recor
                                         sizeof(long) * n_local };
     blocks[n++] = (sgk_snapshot_block){ "replica_drift_pairs", ensemble->replica_drift.pair,
                                         ensemble->replica_drift.pair ? pair_bytes : 0 };
+    blocks[n++] = (sgk_snapshot_block){ "checkpoint_preconditioners", ensemble->precond_local,
+                                        ensemble->precond_local
+                                            ? params_bytes * n_checkpoints * n_local : 0 };
+    blocks[n++] = (sgk_snapshot_block){ "preconditioner", rep->optimizer.preconditioner,
+                                        ensemble->has_current && rep->optimizer.preconditioner
+                                            ? params_bytes : 0 };
     blocks[n++] = (sgk_snapshot_block){ "first_weights", ensemble->first_weights,
                                         ensemble->first_weights ? params_bytes : 0 };
     blocks[n++] = (sgk_snapshot_block){ "weights", rep->b.w,
@@ -173,6 +190,11 @@ static sgk_status write_snapshot(sgk_ensemble *ensemble)
     sgk_log(SGK_LOG_INFO, "snapshot %ld written to %s in %.2f s", ensemble->generation,
             ensemble->snapshot_folder, sgk_seconds() - start);
     return SGK_OK;
+}
+
+sgk_status sgk_ensemble_snapshot(sgk_ensemble *ensemble)
+{
+    return write_snapshot(ensemble);
 }
 
 sgk_status sgk_ensemble_restore(sgk_ensemble *ensemble, const char *folder, long generation)

@@ -33,6 +33,8 @@ typedef struct {
     double *loss_test_local;    /* n_local x C */
     double *probe_local;        /* n_local x C x P x P */
     double *weights_local;      /* n_local x C x n_params: parameters at the checkpoints */
+    double *precond_local;      /* n_local x C x n_params: the optimizer's preconditioner at
+                                 * the checkpoints (Adam, RMSProp), or NULL */
     long *diverged_local;       /* n_local: first non-finite step, or -1 */
     double seconds[3];          /* wall time in training steps, checkpoint kernels, drift */
 
@@ -66,6 +68,10 @@ sgk_status sgk_ensemble_restore(sgk_ensemble *ensemble, const char *folder, long
  * set when a signal arrived (a snapshot was written) and with ensemble->aborted set when a
  * replica diverged under the stop policy. */
 sgk_status sgk_ensemble_train(sgk_ensemble *ensemble, double snapshot_minutes, int progress);
+
+/* Collective. Write the ensemble's state as the next snapshot generation (requires a
+ * snapshot folder). */
+sgk_status sgk_ensemble_snapshot(sgk_ensemble *ensemble);
 
 /* Replicas go to ranks in contiguous blocks: rank r trains [first, first + count). */
 void sgk_replica_block(long n_replicas, int n_ranks, int rank, long *first, long *count);

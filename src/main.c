@@ -437,12 +437,23 @@ int main(int argc, char **argv)
         status = sgk_error(SGK_ERR_USAGE, "output file '%s' exists; pass --force or set [output] "
                            "overwrite = yes to replace it, or choose another [output] file",
                            config.output.file);
+    snprintf(snapshot_folder, sizeof snapshot_folder, "%s.ckpt", config.output.file);
+    if (status == SGK_OK && !opts.restart && !opts.dry_run) {
+        char manifest_path[SGK_PATH_LEN + 32];
+        snprintf(manifest_path, sizeof manifest_path, "%s/manifest", snapshot_folder);
+        if (file_exists(manifest_path) && !opts.force)
+            status = sgk_error(SGK_ERR_USAGE, "'%s' holds the snapshot of an interrupted run; "
+                               "resume it with --restart %s, or pass --force to start over and "
+                               "discard it", snapshot_folder, snapshot_folder);
+    }
     if (status != SGK_OK) {
         sgk_log(SGK_LOG_ERROR, "%s", sgk_error_message());
         sgk_snapshot_manifest_free(&manifest);
         MPI_Finalize();
         return (int)status;
     }
+    /* --force starts over: an old snapshot must not mix with the new run's. */
+    if (!opts.restart && !opts.dry_run) sgk_snapshot_remove(MPI_COMM_WORLD, snapshot_folder);
     sgk_log(SGK_LOG_INFO, "sgk-ensemble %s on %d ranks, configuration %s", sgk_version(), n_ranks,
             opts.restart ? opts.restart : opts.config_path ? opts.config_path : "built-in default");
 
@@ -492,7 +503,6 @@ int main(int argc, char **argv)
     sgk_log(SGK_LOG_INFO, "process grid %d x %d, block size %d", grid.n_prow, grid.n_pcol,
             config.kernel.block_size);
     config_ini = sgk_config_to_ini(&config);
-    snprintf(snapshot_folder, sizeof snapshot_folder, "%s.ckpt", config.output.file);
     run_options = (sgk_run_options){ .snapshot_folder = opts.restart ? opts.restart : snapshot_folder,
                                      .restart_generation = opts.restart ? manifest.generation : 0,
                                      .config_ini = config_ini ? config_ini : "",

@@ -195,7 +195,9 @@ void sgk_optimizer_step(sgk_optimizer *opt, double *w, const double *g, sgk_rng 
         break;
     case SGK_OPT_ADAM:
         /* The first moment spreads g_k over this and later steps with weights
-         * (1 - beta1) beta1^j, which sum to 1, so the effective rate stays lr. */
+         * (1 - beta1) beta1^j, which sum to 1 once the bias correction 1 / (1 - beta1^t)
+         * has faded; during the first ~1 / (1 - beta1) steps the correction gives early
+         * gradients more weight than lr, and the measured remainder holds the difference. */
         adam_update(opt, g, dw);
         *preconditioner = opt->preconditioner;
         break;
@@ -211,4 +213,9 @@ void sgk_optimizer_step(sgk_optimizer *opt, double *w, const double *g, sgk_rng 
 
     for (long p = 0; p < opt->n_params; p++) w[p] += dw[p];
     opt->step++;
+}
+
+int sgk_optimizer_preconditions(sgk_optimizer_kind kind)
+{
+    return kind == SGK_OPT_ADAM || kind == SGK_OPT_RMSPROP;
 }

@@ -22,13 +22,17 @@ const char *sgk_phase_name(int phase)
     return phase >= 0 && phase < SGK_N_PHASES ? phase_names[phase] : "unknown";
 }
 
-/* Checkpoint c at step round(c T / (C - 1)), diffusion time t = lr * step, and trapezoid
+/* Checkpoint c at step round(c T / (C - 1)), diffusion time t = eta_eff * step, and trapezoid
  * weights in diffusion time, so that sum_c omega_c g(t_c) approximates the integral of g
- * over [0, t_T]. */
+ * over [0, t_T]. eta_eff is the learning rate, divided by 1 - momentum for heavy-ball
+ * momentum: the same effective step through which the drift attributes each update. */
 static sgk_status make_schedule(const sgk_config *config, sgk_results *results)
 {
     int n = config->kernel.checkpoints;
     long steps = config->train.steps;
+    double effective_lr = config->train.optimizer == SGK_OPT_MOMENTUM
+                              ? config->train.lr / (1.0 - config->train.momentum)
+                              : config->train.lr;
 
     results->n_checkpoints = n;
     results->checkpoint_step = malloc(sizeof(long) * n);
@@ -39,7 +43,7 @@ static sgk_status make_schedule(const sgk_config *config, sgk_results *results)
 
     for (int c = 0; c < n; c++) {
         results->checkpoint_step[c] = (long)llround((double)c * (double)steps / (double)(n - 1));
-        results->checkpoint_time[c] = config->train.lr * (double)results->checkpoint_step[c];
+        results->checkpoint_time[c] = effective_lr * (double)results->checkpoint_step[c];
     }
     for (int c = 0; c < n; c++) {
         double left = c > 0 ? results->checkpoint_time[c] - results->checkpoint_time[c - 1] : 0.0;
@@ -236,12 +240,15 @@ static sgk_status compute_estimates(const sgk_config *config, const sgk_dataset 
             for (int o = 0; o < n_outputs; o++) squares += row[i * n_outputs + o] * row[i * n_outputs + o];
             norms[i] = sqrt(squares);
         }
+        /* NaN norms (an overflowed contribution) rank below every number. */
+        for (long i = 0; i < n_train; i++)
+            if (isnan(norms[i])) norms[i] = -0.5;
         for (int j = 0; j < k; j++) {
             long best = -1;
             for (long i = 0; i < n_train; i++)
-                if (norms[i] >= 0.0 && (best < 0 || norms[i] > norms[best])) best = i;
+                if (norms[i] > -1.0 && (best < 0 || norms[i] > norms[best])) best = i;
             results->retrieval_index[(size_t)a * k + j] = (int)best;
-            results->retrieval_weight[(size_t)a * k + j] = norms[best];
+            results->retrieval_weight[(size_t)a * k + j] = norms[best] < 0.0 ? NAN : norms[best];
             norms[best] = -1.0;
         }
     }
@@ -639,10 +646,20 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     /* 5. The kernel, (1/R') sum_r sum_c omega_c Theta_{r,c}, straight into its blocks. */
     {
         double seconds = 0.0;
+        int stopped = 0;
         status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
                                      results->quadrature_weight, 1.0 / (double)n_accepted,
-                                     &results->sgk, &seconds);
+                                     &results->sgk, &seconds, &stopped);
         results->phase_seconds[SGK_PHASE_KERNEL] += seconds;
+        if (status == SGK_OK && stopped) {
+            status = sgk_ensemble_snapshot(&ensemble);
+            if (status == SGK_OK) {
+                results->interrupted = 1;
+                sgk_log(SGK_LOG_WARN, "kernel assembly stopped by a signal; the trained ensemble "
+                        "is in the snapshot");
+            }
+            goto done;
+        }
     }
     if (status != SGK_OK) goto done;
 

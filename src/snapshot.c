@@ -177,9 +177,12 @@ sgk_status sgk_snapshot_read_manifest(const char *folder, sgk_snapshot_manifest 
     file = fopen(path, "r");
     if (!file)
         return sgk_error(SGK_ERR_USAGE, "cannot open '%s': %s", path, strerror(errno));
-    fseek(file, 0, SEEK_END);
-    long size = ftell(file);
-    fseek(file, 0, SEEK_SET);
+    long size = -1;
+    if (fseek(file, 0, SEEK_END) == 0) size = ftell(file);
+    if (size < 0 || fseek(file, 0, SEEK_SET) != 0) {
+        fclose(file);
+        return sgk_error(SGK_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    }
     manifest->config_ini = malloc((size_t)size + 1);
     if (!manifest->config_ini || fread(manifest->config_ini, 1, (size_t)size, file) != (size_t)size) {
         fclose(file);
@@ -201,7 +204,7 @@ static sgk_status read_exact(FILE *file, void *data, size_t bytes, const char *p
                              uint64_t *hash)
 {
     if (bytes > 0 && fread(data, 1, bytes, file) != bytes)
-        return sgk_error(SGK_ERR_USAGE, "snapshot file '%s' is truncated", path);
+        return sgk_error(SGK_ERR_IO, "snapshot file '%s' is truncated", path);
     *hash = sgk_hash_bytes(*hash, data, bytes);
     return SGK_OK;
 }
@@ -219,7 +222,7 @@ sgk_status sgk_snapshot_read_blocks(const char *folder, long generation, int ran
     rank_file(path, sizeof path, folder, generation, rank);
     file = fopen(path, "rb");
     if (!file)
-        return sgk_error(SGK_ERR_USAGE, "cannot open snapshot file '%s': %s", path,
+        return sgk_error(SGK_ERR_IO, "cannot open snapshot file '%s': %s", path,
                          strerror(errno));
     status = read_exact(file, magic, sizeof magic, path, &hash);
     if (status == SGK_OK && memcmp(magic, MAGIC, sizeof MAGIC) != 0)
@@ -236,7 +239,7 @@ sgk_status sgk_snapshot_read_blocks(const char *folder, long generation, int ran
         uint64_t bytes;
         status = read_exact(file, &name_length, sizeof name_length, path, &hash);
         if (status == SGK_OK && (name_length < 0 || name_length >= (int)sizeof name))
-            status = sgk_error(SGK_ERR_USAGE, "snapshot file '%s' is corrupt", path);
+            status = sgk_error(SGK_ERR_IO, "snapshot file '%s' is corrupt", path);
         if (status == SGK_OK) status = read_exact(file, name, (size_t)name_length, path, &hash);
         if (status == SGK_OK) {
             name[name_length] = '\0';
@@ -251,7 +254,7 @@ sgk_status sgk_snapshot_read_blocks(const char *folder, long generation, int ran
     }
     if (status == SGK_OK && !prefix_only
         && (fread(&stored_hash, sizeof stored_hash, 1, file) != 1 || stored_hash != hash))
-        status = sgk_error(SGK_ERR_USAGE, "snapshot file '%s' is corrupt (checksum mismatch)", path);
+        status = sgk_error(SGK_ERR_IO, "snapshot file '%s' is corrupt (checksum mismatch)", path);
     fclose(file);
     return status;
 }

@@ -5,6 +5,7 @@
  * two small Grams, <delta_l(x), delta_l(x')> (c_l^2 <a_{l-1}(x), a_{l-1}(x')> + beta_l^2),
  * and no N x P Jacobian is ever formed. Rows of K are processed in panels so that the
  * temporaries take PANEL_ROWS x fb->m doubles each, not fa->m x fb->m. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,4 +180,64 @@ void sgk_tangent_gram_explicit(int ma, int mb, int n_outputs, long n_params,
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ma, mb, (int)n_params, alpha,
                     jac_a + (size_t)o * n_params, row_stride, jac_b + (size_t)o * n_params,
                     row_stride, 1.0, K, ldk);
+}
+
+/* Jacobian rows of m points with every column p scaled by sqrt(P_p). */
+static void scaled_jacobian(const sgk_mlp *net, const double *w, const double *x, int m,
+                            const double *root_p, sgk_mlp_work *work, double *jacobian)
+{
+    long n_params = net->n_params;
+    size_t rows = (size_t)m * net->dims[net->n_layers];
+
+    sgk_mlp_jacobian(net, w, x, m, work, jacobian);
+    for (size_t row = 0; row < rows; row++) {
+        double *j = jacobian + row * n_params;
+        for (long p = 0; p < n_params; p++) j[p] *= root_p[p];
+    }
+}
+
+sgk_status sgk_tangent_gram_preconditioned(const sgk_mlp *net, const double *w,
+                                           const double *x_a, int ma, const double *x_b, int mb,
+                                           const double *preconditioner, double alpha,
+                                           double *K, int ldk)
+{
+    int n_outputs = net->dims[net->n_layers];
+    long n_params = net->n_params;
+    int d = net->dims[0];
+    /* Points per block, so that one block of Jacobian rows takes about 32 MB. */
+    long chunk = (4L << 20) / ((long)n_outputs * n_params);
+    double *root_p, *jac_a, *jac_b;
+    sgk_mlp_work work;
+
+    if (ma <= 0 || mb <= 0) return SGK_OK;
+    if (chunk < 1) chunk = 1;
+    if (chunk > ma && chunk > mb) chunk = ma > mb ? ma : mb;
+    root_p = malloc(sizeof(double) * n_params);
+    jac_a = malloc(sizeof(double) * chunk * n_outputs * n_params);
+    jac_b = malloc(sizeof(double) * chunk * n_outputs * n_params);
+    if (!root_p || !jac_a || !jac_b || sgk_mlp_work_alloc(net, (int)chunk, &work) != SGK_OK) {
+        free(root_p);
+        free(jac_a);
+        free(jac_b);
+        return sgk_error(SGK_ERR_IO, "out of memory for preconditioned Jacobian blocks of %ld "
+                         "points x %ld parameters", chunk, n_params);
+    }
+    for (long p = 0; p < n_params; p++) root_p[p] = sqrt(preconditioner[p]);
+
+    /* Theta_P(x, x') = sum_o (sqrt(P) .* J_o(x)) . (sqrt(P) .* J_o(x')), block by block. */
+    for (int i0 = 0; i0 < ma; i0 += (int)chunk) {
+        int rows = ma - i0 < chunk ? ma - i0 : (int)chunk;
+        scaled_jacobian(net, w, x_a + (size_t)i0 * d, rows, root_p, &work, jac_a);
+        for (int j0 = 0; j0 < mb; j0 += (int)chunk) {
+            int cols = mb - j0 < chunk ? mb - j0 : (int)chunk;
+            scaled_jacobian(net, w, x_b + (size_t)j0 * d, cols, root_p, &work, jac_b);
+            sgk_tangent_gram_explicit(rows, cols, n_outputs, n_params, jac_a, jac_b, alpha,
+                                      K + (size_t)i0 * ldk + j0, ldk);
+        }
+    }
+    sgk_mlp_work_free(&work);
+    free(root_p);
+    free(jac_a);
+    free(jac_b);
+    return SGK_OK;
 }

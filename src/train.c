@@ -78,16 +78,38 @@ static int all_finite(const double *values, long count)
     return 1;
 }
 
-/* Tangent kernel of the probe points at the current parameters. */
-static sgk_status probe_kernel(const sgk_train_plan *plan, sgk_replica_buffers *b, double *out)
+/* Tangent kernel of the probe points at parameters w, with the preconditioner when not
+ * NULL. */
+static sgk_status probe_kernel(const sgk_train_plan *plan, sgk_replica_buffers *b,
+                               const double *w, const double *preconditioner, double *out)
 {
     long n_probe = plan->n_probe;
 
-    sgk_mlp_tangent_factors(plan->net, b->w, plan->probe_x, (int)n_probe, &b->probe_work,
-                            &b->probe_factors, NULL);
     memset(out, 0, sizeof(double) * n_probe * n_probe);
+    if (preconditioner != NULL)
+        return sgk_tangent_gram_preconditioned(plan->net, w, plan->probe_x, (int)n_probe,
+                                               plan->probe_x, (int)n_probe, preconditioner, 1.0,
+                                               out, (int)n_probe);
+    sgk_mlp_tangent_factors(plan->net, w, plan->probe_x, (int)n_probe, &b->probe_work,
+                            &b->probe_factors, NULL);
     return sgk_tangent_gram(plan->net, &b->probe_factors, &b->probe_factors,
                             plan->probe_input_gram, (int)n_probe, 1.0, out, (int)n_probe);
+}
+
+/* The preconditioner of checkpoint c is known once the step at c has been taken: store it
+ * and take the probe kernel with it, at the checkpoint's parameters w. */
+static sgk_status finish_preconditioned_checkpoint(const sgk_train_plan *plan, int c,
+                                                   sgk_replica_buffers *b, const double *w,
+                                                   const double *preconditioner,
+                                                   sgk_replica_record *record)
+{
+    long n_params = plan->net->n_params;
+
+    memcpy(record->preconditioner + (size_t)c * n_params, preconditioner,
+           sizeof(double) * n_params);
+    if (plan->n_probe == 0) return SGK_OK;
+    return probe_kernel(plan, b, w, preconditioner,
+                        record->probe_kernel + (size_t)c * plan->n_probe * plan->n_probe);
 }
 
 /* Checkpoint c: outputs and losses of all evaluation points, the parameters (for the
@@ -111,8 +133,11 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, sgk_replica
         record->loss_test[c] = sgk_loss_eval(plan->config->train.loss, f + offset,
                                              data->y + offset, (int)data->n_test, n_outputs, NULL);
     }
-    if (!all_finite(f, n_samples * n_outputs) || plan->n_probe == 0) return SGK_OK;
-    return probe_kernel(plan, b, record->probe_kernel + (size_t)c * plan->n_probe * plan->n_probe);
+    /* With a preconditioner the probe kernel waits for the step's P. */
+    if (!all_finite(f, n_samples * n_outputs) || plan->n_probe == 0 || record->preconditioner)
+        return SGK_OK;
+    return probe_kernel(plan, b, b->w, NULL,
+                        record->probe_kernel + (size_t)c * plan->n_probe * plan->n_probe);
 }
 
 /* Minibatch, residuals and gradient sum_{i in batch} J_i^T r_i at the current w; leaves
@@ -247,6 +272,7 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
     *paused = 0;
     for (;; rep->step++) {
         long step = rep->step;
+        int pending = -1; /* checkpoint taken at this step that still needs the step's P */
 
         /* 1. The control hook may write a snapshot of the replica here, at the top of a step,
          *    and pause the training; a restart resumes at this same point. */
@@ -268,8 +294,15 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
                 record->diverged_step = step;
                 break;
             }
+            pending = c;
         }
-        if (step == config->train.steps) break;
+        if (step == config->train.steps) {
+            /* The final checkpoint takes the preconditioner of the last step. */
+            if (pending >= 0 && record->preconditioner && rep->optimizer.preconditioner)
+                status = finish_preconditioned_checkpoint(plan, pending, b, b->w,
+                                                          rep->optimizer.preconditioner, record);
+            break;
+        }
 
         /* 3. Minibatch gradient at w_k, then the optimizer's update from its mean. */
         start = sgk_seconds();
@@ -288,6 +321,13 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
         if (!all_finite(b->w, n_params)) {
             record->diverged_step = step;
             break;
+        }
+        if (pending >= 0 && record->preconditioner && preconditioner) {
+            start = sgk_seconds();
+            status = finish_preconditioned_checkpoint(plan, pending, b, b->w_start,
+                                                      preconditioner, record);
+            record->seconds_kernel += sgk_seconds() - start;
+            if (status != SGK_OK) break;
         }
 
         /* 4. Drift of the step, attributed to the minibatch points. */

@@ -32,6 +32,9 @@ typedef struct {
     double *loss_test;      /* C, NaN without test points */
     double *probe_kernel;   /* C x P x P: tr_o Theta_c on the probe points, unweighted */
     double *weights;        /* C x P_params: parameters at the checkpoints */
+    double *preconditioner; /* C x P_params: the optimizer's diagonal preconditioner P_k of the
+                             * step taken at each checkpoint (the last step's for the final
+                             * one), or NULL for optimizers without one */
     long diverged_step;     /* first step whose loss or outputs were not finite, -1 if none */
     double seconds_train;   /* wall time in optimizer steps */
     double seconds_kernel;  /* wall time at checkpoints (outputs, probe kernel) */

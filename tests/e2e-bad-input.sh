@@ -13,11 +13,13 @@
 # The static cases are files under tests/bad-input/config, csv and netcdf (NetCDF
 # files as CDL text, which ncgen turns into .nc files). The cases that need binary
 # files, such as IDX folders, gzip streams and over-long lines, are generated below.
-# The table at the end lists every case as: name, expected status, word, arguments.
+# Each section below lists its cases one per line: name, expected status, word,
+# arguments.
 #
-# A case listed with known_bug documents a defect that is not fixed yet: its failure
-# is reported but does not fail the script, and its passing does, so that the entry
-# is removed once the defect is fixed.
+# A case marked with known_bug documents a defect that is not fixed yet. Its wrong
+# status, message or output is reported without failing the script, but a crash still
+# fails it, and so does its passing, so that the mark is removed once the defect is
+# fixed.
 #
 # Environment: MPIEXEC, top_builddir and top_srcdir (set by make check);
 # SGK_BAD_INPUT_CASES, a shell pattern that selects cases by name (default: all);
@@ -67,6 +69,7 @@ known_bug_reason=
 keep_incomplete=no
 existing_output=
 
+# fail MESSAGE: record a failed check of the current case.
 fail() {
     if [ -n "$known_bug_reason" ]; then
         echo "known bug: $case_name: $* ($known_bug_reason)"
@@ -76,6 +79,12 @@ fail() {
     echo "FAIL: $case_name: $*"
     sed 's/^/    /' "$work/stderr"
     failed=$((failed + 1))
+}
+
+# crash MESSAGE: record a crash or hang, a failure even for a known bug.
+crash() {
+    known_bug_reason=
+    fail "$@"
 }
 
 # known_bug REASON: mark the next case as a known defect.
@@ -113,12 +122,12 @@ run_case() {
     status=$?
 
     if [ "$status" -eq 124 ] && [ -n "$timeout_command" ]; then
-        fail "no exit within $SGK_TEST_TIMEOUT s (hung, possibly in a collective)"
+        crash "no exit within $SGK_TEST_TIMEOUT s (hung, possibly in a collective)"
     elif grep -q -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' \
         -e 'runtime error:' "$work/stderr"; then
-        fail "sanitizer report (exit status $status)"
+        crash "sanitizer report (exit status $status)"
     elif [ "$status" -gt 4 ]; then
-        fail "crashed: exit status $status (above 4: a signal or an abort), expected $expected"
+        crash "crashed: exit status $status (above 4: a signal or an abort), expected $expected"
     elif [ "$status" -ne "$expected" ]; then
         fail "exit status $status, expected $expected"
     elif [ "$expected" -ne 0 ] && [ "$(grep -c -F -e "$word" "$work/stderr")" -ne 1 ]; then
@@ -149,13 +158,14 @@ run_case() {
 
 # expect NAME STATUS WORD ARGS...: run_case with output.file = $work/out.nc.
 expect() {
-    name=$1
-    status_wanted=$2
-    word_wanted=$3
+    expect_name=$1
+    expect_status=$2
+    expect_word=$3
     shift 3
-    run_case "$name" "$status_wanted" "$word_wanted" "$work/out.nc" "$@"
+    run_case "$expect_name" "$expect_status" "$expect_word" "$work/out.nc" "$@"
 }
 
+# skip_case NAME REASON: report a case that cannot run on this machine.
 skip_case() {
     # shellcheck disable=SC2254
     case $1 in
@@ -240,7 +250,8 @@ small="--set data.n_train=4 --set data.n_test=2 --set data.classes=0,1 \
 # Configuration files and command lines: exit status 1.
 #
 # Files in tests/bad-input/config: the file name says what is wrong, and the
-# first line of each file repeats it.
+# first line of each file repeats it. These cases cannot add $small, whose overrides
+# would hide the errors between keys.
 
 config_case() {
     expect "config/$1" 1 "$2" "$corpus/config/$1.ini"
@@ -292,8 +303,7 @@ config_case ood-classes-for-teacher 'labelled source'
 
 # Generated configuration files.
 mkdir "$work/config"
-# A line of 1000 characters, longer than inih's line buffer (200 bytes in Debian's
-# inih 55; other builds are configured with other sizes, none this long by default).
+# Lines of 1000 characters, five times the 200-byte line buffer of Debian's inih 55.
 { printf '[data]\nsource = teacher\npath = '; repeat_char a 990; printf '\n'; } \
     > "$work/config/long-line.ini"
 expect generated/long-line 1 'long-line.ini:3' "$work/config/long-line.ini"

@@ -42,6 +42,9 @@ typedef struct {
  * error `opt` is zeroed, so sgk_optimizer_free on it is safe. */
 sgk_status sgk_optimizer_create(sgk_optimizer *opt, const sgk_config *config, long n_params);
 
+/* Nonzero for the optimizers whose steps carry a diagonal preconditioner (Adam, RMSProp). */
+int sgk_optimizer_preconditions(sgk_optimizer_kind kind);
+
 /* Release the state arrays and zero `opt`. Safe on a zeroed optimizer and twice. */
 void sgk_optimizer_free(sgk_optimizer *opt);
 

@@ -32,6 +32,16 @@ void sgk_tangent_gram_explicit(int ma, int mb, int n_outputs, long n_params,
                                const double *jac_a, const double *jac_b, double alpha,
                                double *K, int ldk);
 
+/* K[i][j] += alpha * sum_o J_o(x_i) P J_o(x'_j)^T, the tangent kernel with the diagonal
+ * preconditioner P (n_params entries, nonnegative) of Adam or RMSProp, traced over the
+ * outputs, at parameters w, for the ma points x_a and mb points x_b (rows of the inputs).
+ * P breaks the layer factorization, so this takes explicit Jacobians, scaled by sqrt(P),
+ * in blocks of about 32 MB: ma mb O P operations. */
+sgk_status sgk_tangent_gram_preconditioned(const sgk_mlp *net, const double *w,
+                                           const double *x_a, int ma, const double *x_b, int mb,
+                                           const double *preconditioner, double alpha,
+                                           double *K, int ldk);
+
 #ifdef __cplusplus
 }
 #endif
