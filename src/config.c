@@ -305,8 +305,11 @@ static sgk_status parse_path(const setting *s, bool allow_empty, char out[SGK_PA
     for (size_t i = 0; i < length; i++) {
         if (iscntrl((unsigned char)s->value[i]))
             return invalid_value(s, "a path without control characters");
-        if (s->value[i] == ';' && i > 0 && isspace((unsigned char)s->value[i - 1]))
-            return invalid_value(s, "a path without whitespace before ';', which starts a comment");
+        /* The INI text writes "key = value", so a ';' at the start of a path would follow
+         * whitespace there and read back as a comment. */
+        if (s->value[i] == ';' && (i == 0 || isspace((unsigned char)s->value[i - 1])))
+            return invalid_value(s, "a path that does not start with ';' and has no whitespace "
+                                    "before ';', which starts a comment");
     }
     memcpy(out, s->value, length + 1);
     return SGK_OK;
@@ -1306,7 +1309,8 @@ static void write_remaining_sections(FILE *out, const sgk_config *c)
     format_real(c->output.checkpoint_every, number, sizeof number);
     fprintf(out, "checkpoint_every = %s\n", number);
     fprintf(out, "overwrite = %s\n", c->output.overwrite ? "yes" : "no");
-    fprintf(out, "weights_file = %s\n", c->output.weights_file);
+    fprintf(out, "weights_file =%s%s\n", c->output.weights_file[0] ? " " : "",
+            c->output.weights_file);
 }
 
 char *sgk_config_to_ini(const sgk_config *config)

@@ -248,7 +248,7 @@ sgk_status sgk_dataset_read_csv(const char *path, const sgk_file_request *reques
 
     reader.file = fopen(path, "r");
     if (!reader.file)
-        return sgk_error(SGK_ERR_IO,
+        return sgk_error(SGK_ERR_DATA,
                          "cannot open CSV file '%s': %s; data.path must name a "
                          "CSV file with one point per line",
                          path, strerror(errno));

@@ -350,8 +350,7 @@ sgk_status sgk_dataset_read_netcdf(const char *path, const sgk_file_request *req
     memset(data, 0, sizeof *data);
     int result = nc_open(path, NC_NOWRITE, &input.ncid);
     if (result != NC_NOERR)
-        return sgk_error(result == NC_ENOTNC ? SGK_ERR_DATA : SGK_ERR_IO,
-                         "cannot open NetCDF file '%s': %s; data.path must name a NetCDF file "
+        return sgk_error(SGK_ERR_DATA, "cannot open NetCDF file '%s': %s; data.path must name a NetCDF file "
                          "with variables x(sample, feature) and y(sample, output)",
                          path, nc_strerror(result));
 

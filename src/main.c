@@ -182,6 +182,20 @@ static char *join_arguments(int argc, char **argv)
     return text;
 }
 
+/* Resident memory of this process in bytes (VmRSS of /proc/self/status), 0 if unknown. */
+static double resident_bytes(void)
+{
+    FILE *file = fopen("/proc/self/status", "r");
+    char line[256];
+    double kilobytes = 0.0;
+
+    if (!file) return 0.0;
+    while (fgets(line, sizeof line, file))
+        if (sscanf(line, "VmRSS: %lf kB", &kilobytes) == 1) break;
+    fclose(file);
+    return 1024.0 * kilobytes;
+}
+
 /* Fingerprint of the evaluation set: a restart must see the same data. */
 static uint64_t hash_dataset(const sgk_dataset *data)
 {
@@ -227,6 +241,7 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
     double replicas_per_rank = ceil((double)config->ensemble.replicas / n_ranks);
     double batch = config->train.batch_size > 0 ? (double)config->train.batch_size : n_train;
     double widths = data->n_features + outputs, layer_products = 0.0, factor_width = 0.0;
+    double layer_params = 0.0;
     int dims[SGK_MAX_HIDDEN + 2];
     int n_dims = 0;
 
@@ -235,17 +250,21 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
     dims[n_dims++] = data->n_outputs;
     for (int l = 1; l < n_dims; l++) {
         layer_products += (double)dims[l] * dims[l - 1];
+        layer_params += (double)dims[l] * (dims[l - 1] + 1);
         factor_width += outputs * dims[l] + dims[l - 1];
         if (l < n_dims - 1) widths += dims[l];
     }
 
-    /* Memory: the local part of the kernel and of its cached input Gram (N^2 / p each),
+    /* Memory: the parameters (and preconditioners) stored at every checkpoint of this
+     * rank's replicas, the local part of the kernel and of its cached input Gram (N^2 / p each),
      * the drift pairs (N x n x O, twice under the drop policy), factors and work buffers
      * of N points, stored outputs, and the spectrum analysis (a copy of K_n, the
      * eigenvectors and K[all, train] V: about 3 n^2 / p + N n / p). */
     double drift_pairs = config->kernel.drift ? n * n_train * outputs : 0.0;
     if (config->train.on_divergence == SGK_DIVERGENCE_DROP) drift_pairs *= 2.0;
-    *bytes = 8.0 * (2.0 * n * n / n_ranks + drift_pairs + n * widths * (3.0 + outputs)
+    double stored_params = replicas_per_rank * config->kernel.checkpoints * layer_params
+                           * (sgk_optimizer_preconditions(config->train.optimizer) ? 2.0 : 1.0);
+    *bytes = 8.0 * (stored_params + 2.0 * n * n / n_ranks + drift_pairs + n * widths * (3.0 + outputs)
                     + n * factor_width
                     + replicas_per_rank * config->kernel.checkpoints * n * outputs
                     + (3.0 * n_train * n_train + n * n_train) / n_ranks);
@@ -388,6 +407,33 @@ static int file_exists(const char *path)
     return stat(path, &info) == 0;
 }
 
+/* Check before training that the output can be written: its folder exists and is
+ * writable, and the path is not a folder. */
+static sgk_status check_output_path(const char *path)
+{
+    char folder[SGK_PATH_LEN];
+    const char *slash = strrchr(path, '/');
+    struct stat info;
+
+    if (stat(path, &info) == 0 && S_ISDIR(info.st_mode))
+        return sgk_error(SGK_ERR_USAGE, "[output] file = %s is a folder; name a file", path);
+    if (slash == NULL) {
+        strcpy(folder, ".");
+    } else {
+        size_t length = (size_t)(slash - path);
+        if (length == 0) length = 1;
+        memcpy(folder, path, length);
+        folder[length] = '\0';
+    }
+    if (stat(folder, &info) != 0 || !S_ISDIR(info.st_mode))
+        return sgk_error(SGK_ERR_IO, "the folder %s of [output] file = %s does not exist; create "
+                         "it or choose another path", folder, path);
+    if (access(folder, W_OK) != 0)
+        return sgk_error(SGK_ERR_IO, "the folder %s of [output] file = %s is not writable: %s",
+                         folder, path, strerror(errno));
+    return SGK_OK;
+}
+
 int main(int argc, char **argv)
 {
     options opts;
@@ -432,7 +478,8 @@ int main(int argc, char **argv)
     if (status == SGK_OK)
         status = opts.restart ? resolve_restart(&opts, n_ranks, &config, &manifest)
                               : resolve_config(&opts, NULL, &config);
-    if (status == SGK_OK && !opts.dry_run && !opts.force && !config.output.overwrite
+    if (status == SGK_OK) status = check_output_path(config.output.file);
+    if (status == SGK_OK && !opts.force && !config.output.overwrite
         && file_exists(config.output.file))
         status = sgk_error(SGK_ERR_USAGE, "output file '%s' exists; pass --force or set [output] "
                            "overwrite = yes to replace it, or choose another [output] file",
@@ -481,13 +528,18 @@ int main(int argc, char **argv)
         return (int)status;
     }
     if (opts.dry_run) {
-        double bytes, seconds;
+        double bytes, seconds, resident = resident_bytes();
         estimate_run(&config, &data, n_ranks, &bytes, &seconds);
-        sgk_log(SGK_LOG_INFO, "dry run: configuration and data are valid");
-        sgk_log(SGK_LOG_INFO, "estimated peak memory per rank = %.3g MB", bytes / 1e6);
-        sgk_log(SGK_LOG_INFO, "estimated run time = %.3g s on %d ranks (from this machine's "
-                "dgemm rate; an estimate)", seconds, n_ranks);
-        sgk_log(SGK_LOG_INFO, "output would go to %s", config.output.file);
+        /* The dry run's report is what was asked for, so --quiet does not hide it. */
+        if (rank == 0) {
+            printf("dry run: configuration and data are valid\n");
+            printf("estimated peak memory per rank = %.3g MB (%.3g MB already resident: MPI, "
+                   "libraries and data; %.3g MB of run arrays)\n", (resident + bytes) / 1e6,
+                   resident / 1e6, bytes / 1e6);
+            printf("estimated run time = %.3g s on %d ranks (from this machine's dgemm rate; "
+                   "an estimate)\n", seconds, n_ranks);
+            printf("output would go to %s\n", config.output.file);
+        }
         free(initial_weights);
         sgk_dataset_free(&data);
         MPI_Finalize();
@@ -515,8 +567,9 @@ int main(int argc, char **argv)
 
     /* 4. Output, or the note that a snapshot waits for --restart. */
     if (status == SGK_OK && results.interrupted) {
-        sgk_log(SGK_LOG_WARN, "stopped by a signal; snapshot in %s; resume with: sgk-ensemble "
-                "--restart %s", run_options.snapshot_folder, run_options.snapshot_folder);
+        sgk_log(SGK_LOG_WARN, "stopped by a signal; snapshot in %s; resume with the same rank "
+                "count: mpirun -n %d sgk-ensemble --restart %s", run_options.snapshot_folder,
+                n_ranks, run_options.snapshot_folder);
         free(config_ini);
         free(initial_weights);
         free(opts.overrides);

@@ -290,7 +290,9 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
             record->seconds_kernel += sgk_seconds() - start;
             if (status != SGK_OK) break;
             rep->next_checkpoint++;
-            if (!all_finite(record->f + (size_t)c * n_values, (long)n_values)) {
+            /* Outputs may stay finite while their squared residuals overflow. */
+            if (!all_finite(record->f + (size_t)c * n_values, (long)n_values)
+                || !isfinite(record->loss_train[c])) {
                 record->diverged_step = step;
                 break;
             }

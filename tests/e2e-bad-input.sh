@@ -515,7 +515,7 @@ printf '0.1,0.2,1\n0.3,0\0004,-1\n0.5,0.6,-1\n0.7,0.8,1\n' > "$work/csv/nul-byte
 # shellcheck disable=SC2086
 expect csv/nul-byte 2 'nul-byte.csv' $small $csv="$work/csv/nul-byte.csv"
 # shellcheck disable=SC2086
-expect csv/missing 4 'cannot open CSV file' $small $csv="$work/csv/missing.csv"
+expect csv/missing 2 'cannot open CSV file' $small $csv="$work/csv/missing.csv"
 mkdir "$work/csv/folder.csv"
 # shellcheck disable=SC2086
 expect csv/folder 4 'folder.csv' $small $csv="$work/csv/folder.csv"
@@ -564,11 +564,10 @@ else
     # shellcheck disable=SC2086
     expect netcdf/not-netcdf 2 'not-netcdf.nc' $small $netcdf="$work/netcdf/not-netcdf.nc"
     # The first 200 bytes of a valid NetCDF-4 file: an HDF5 superblock and nothing more.
-    # The NetCDF library reports it as an HDF5 error, which the reader cannot tell
-    # from a failed read, so it is an I/O failure rather than bad data.
+    # The file cannot be opened, which the reader reports as bad input data.
     head -c 200 "$work/netcdf/no-y.nc" > "$work/netcdf/truncated.nc"
     # shellcheck disable=SC2086
-    expect netcdf/truncated 4 'truncated.nc' $small $netcdf="$work/netcdf/truncated.nc"
+    expect netcdf/truncated 2 'truncated.nc' $small $netcdf="$work/netcdf/truncated.nc"
 
     # The classic format cut after its header and part of x: the NetCDF library reads
     # the missing values as fill values (0 here), so the run trains on data that are
@@ -581,7 +580,7 @@ else
             $netcdf="$work/netcdf/truncated-classic.nc"
     fi
     # shellcheck disable=SC2086
-    expect netcdf/missing 4 'missing.nc' $small $netcdf="$work/netcdf/missing.nc"
+    expect netcdf/missing 2 'missing.nc' $small $netcdf="$work/netcdf/missing.nc"
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -596,14 +595,10 @@ cp "$work/existing.nc" "$work/existing.copy"
 existing_output="$work/existing.copy"
 # shellcheck disable=SC2086
 run_case output/exists 1 'exists' "$work/existing.nc" $small $teacher
-# With --force, the results are written to OUTPUT.incomplete and then renamed, which
-# fails when OUTPUT is a folder. That file is the only copy of a possibly long run, so
-# it must stay, and the message names it.
+# An output path that is a folder is rejected before training, even with --force.
 mkdir "$work/output-is-folder"
-keep_incomplete=yes
 # shellcheck disable=SC2086
-run_case output/file-is-folder 4 'output-is-folder.incomplete' "$work/output-is-folder" \
-    $small $teacher --force
+run_case output/file-is-folder 1 'is a folder' "$work/output-is-folder" $small $teacher --force
 
 echo "e2e-bad-input: $passed passed, $failed failed, $known known bugs, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -518,7 +518,7 @@ static void test_netcdf_unreadable(void)
     base_config(&config, SGK_SOURCE_NETCDF, "not-netcdf.nc");
     expect_failure(&config, SGK_ERR_DATA, "not-netcdf.nc", not_netcdf);
     base_config(&config, SGK_SOURCE_NETCDF, "absent.nc");
-    expect_failure(&config, SGK_ERR_IO, "absent.nc", missing);
+    expect_failure(&config, SGK_ERR_DATA, "absent.nc", missing);
 
     base_config(&config, SGK_SOURCE_NETCDF, "split.nc");
     config.data.ood = SGK_OOD_CLASSES;
@@ -674,7 +674,7 @@ static void test_csv_unusable_files(void)
     base_config(&config, SGK_SOURCE_CSV, "one-column.csv");
     expect_failure(&config, SGK_ERR_DATA, "one-column.csv", one_column);
     base_config(&config, SGK_SOURCE_CSV, "absent.csv");
-    expect_failure(&config, SGK_ERR_IO, "absent.csv", missing);
+    expect_failure(&config, SGK_ERR_DATA, "absent.csv", missing);
 
     path_of("valid.csv", path);
     CU_ASSERT_EQUAL(sgk_dataset_read_csv(path, &request, &data), SGK_ERR_USAGE);
