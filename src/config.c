@@ -644,6 +644,11 @@ static sgk_status set_output_retrieval(sgk_config *c, const setting *s)
     return parse_int(s, 0, INT_MAX, &c->output.retrieval);
 }
 
+static sgk_status set_output_compression(sgk_config *c, const setting *s)
+{
+    return parse_int(s, 0, 9, &c->output.compression);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Key table, in the order of the INI layout that sgk_config_to_ini writes. */
 
@@ -698,6 +703,7 @@ static const key_entry key_table[] = {
     { "output", "checkpoint_every", set_output_checkpoint_every },
     { "output", "overwrite", set_output_overwrite },
     { "output", "weights_file", set_output_weights_file },
+    { "output", "compression", set_output_compression },
 };
 
 #define N_KEYS COUNT(key_table)
@@ -803,6 +809,7 @@ void sgk_config_defaults(sgk_config *config)
     config->output.checkpoint_every = 0.0;
     config->output.overwrite = 0;
     config->output.weights_file[0] = '\0';
+    config->output.compression = 0;
     config->train.on_divergence = SGK_DIVERGENCE_STOP;
 }
 
@@ -1311,6 +1318,7 @@ static void write_remaining_sections(FILE *out, const sgk_config *c)
     fprintf(out, "overwrite = %s\n", c->output.overwrite ? "yes" : "no");
     fprintf(out, "weights_file =%s%s\n", c->output.weights_file[0] ? " " : "",
             c->output.weights_file);
+    fprintf(out, "compression = %d\n", c->output.compression);
 }
 
 char *sgk_config_to_ini(const sgk_config *config)

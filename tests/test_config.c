@@ -94,6 +94,7 @@ static void test_defaults_validate(void)
     CU_ASSERT_EQUAL(config.ensemble.vary, SGK_VARY_INIT | SGK_VARY_BATCH);
     CU_ASSERT_EQUAL(config.spectrum.eigenpairs, 0);
     CU_ASSERT_STRING_EQUAL(config.output.file, "sgk-out.nc");
+    CU_ASSERT_EQUAL(config.output.compression, 0);
 }
 
 /* Field-by-field comparison; doubles compare exactly, because sgk_config_to_ini writes
@@ -154,6 +155,7 @@ static void check_configs_equal(const sgk_config *a, const sgk_config *b)
     CU_ASSERT_EQUAL(a->output.checkpoint_every, b->output.checkpoint_every);
     CU_ASSERT_EQUAL(a->output.overwrite, b->output.overwrite);
     CU_ASSERT_STRING_EQUAL(a->output.weights_file, b->output.weights_file);
+    CU_ASSERT_EQUAL(a->output.compression, b->output.compression);
     CU_ASSERT_EQUAL(a->train.on_divergence, b->train.on_divergence);
 }
 
@@ -194,7 +196,8 @@ static void test_round_trip_every_key_changed(void)
         "kernel.checkpoints=2", "kernel.path_nodes=4", "kernel.drift=no", "kernel.block_size=1", "kernel.probe=0",
         "spectrum.eigenpairs=17", "spectrum.tolerance=0.1", "spectrum.eigenvectors=yes",
         "output.file=out dir/result.nc", "output.retrieval=0", "output.checkpoint_every=12.5",
-        "output.overwrite=yes", "output.weights_file=final weights.nc", "train.on_divergence=drop",
+        "output.overwrite=yes", "output.weights_file=final weights.nc", "output.compression=9",
+        "train.on_divergence=drop",
     };
 
     check_round_trip(overrides, (int)(sizeof overrides / sizeof overrides[0]));
@@ -228,7 +231,7 @@ static void test_to_ini_lists_every_key(void)
         "\nreplicas =", "\nseed =", "\nvary =", "[kernel]\n", "\ncheckpoints =",
         "\npath_nodes =", "\ndrift =", "\nblock_size =", "\nprobe =", "[spectrum]\n", "\neigenpairs =",
         "\ntolerance =", "\neigenvectors =", "[output]\n", "\nfile =", "\nretrieval =",
-        "\ncheckpoint_every =", "\noverwrite =", "\nweights_file =",
+        "\ncheckpoint_every =", "\noverwrite =", "\nweights_file =", "\ncompression =",
     };
     sgk_config config;
     char *text;
@@ -391,6 +394,10 @@ static void test_integer_errors(void)
         { "[output]\nretrieval = -1\n", 2, "output.retrieval" },
         { "[output]\ncheckpoint_every = -1\n", 2, "output.checkpoint_every" },
         { "[output]\noverwrite = perhaps\n", 2, "output.overwrite" },
+        { "[output]\ncompression = 10\n", 2, "\"10\" for output.compression" },
+        { "[output]\ncompression = 10\n", 2, "integer from 0 to 9" },
+        { "[output]\ncompression = -1\n", 2, "output.compression" },
+        { "[output]\ncompression = 4.5\n", 2, "output.compression" },
         { "[train]\non_divergence = ignore\n", 2, "train.on_divergence" },
     };
 

@@ -71,6 +71,7 @@ static double residual_value(long i) { return (double)i / 64.0; }
 static double point_error_value(long i) { return (double)(i % 2); }
 static double replica_error_value(int r) { return 0.125 * r; }
 #define N_EIG_ANALYSIS 3
+#define COMPRESSION_LEVEL 4 /* any of 1..9: the values must read back exactly */
 #define EFFECTIVE_RANK 3.5
 #define TEST_ERROR_MEAN 0.375
 #define CORRELATION (-0.5)
@@ -1002,6 +1003,131 @@ static void test_analysis_size_mismatch(void)
     free_run(&run);
 }
 
+/* Rank 0 only. Check that variable `name` is stored shuffled and deflated at
+ * `level`, or with neither filter when level is 0. */
+static void check_deflate(int ncid, const char *name, int level)
+{
+    int varid = -1, shuffle = -1, deflate = -1, actual_level = -1;
+
+    CU_ASSERT_EQUAL_FATAL(nc_inq_varid(ncid, name, &varid), NC_NOERR);
+    CU_ASSERT_EQUAL(nc_inq_var_deflate(ncid, varid, &shuffle, &deflate, &actual_level), NC_NOERR);
+    CU_ASSERT_EQUAL(shuffle, level > 0);
+    CU_ASSERT_EQUAL(deflate, level > 0);
+    if (level > 0) CU_ASSERT_EQUAL(actual_level, level);
+}
+
+/* Collective. Write a fake run with [output] compression = COMPRESSION_LEVEL and
+ * check on rank 0 that every value reads back exactly and that sgk, and the
+ * eigenvectors when n_train allows an analysis, are deflated. */
+static void write_and_check_compressed(long n_train, long n_test, long n_ood, int nb,
+                                       int n_prow, int n_pcol, const char *name)
+{
+    const int with_analysis = n_train >= N_EIG_ANALYSIS;
+    fake_run run;
+    sgk_analysis analysis;
+    char path[512];
+    sgk_status status;
+
+    output_path(path, sizeof path, name);
+    make_run(&run, n_train, n_test, n_ood, nb, n_prow, n_pcol);
+    run.config.output.compression = COMPRESSION_LEVEL;
+    if (with_analysis) make_analysis(&run, 1, 1, &analysis);
+    status = sgk_output_write_with_analysis(path, &run.config, &run.data, &run.results,
+                                            with_analysis ? &analysis : NULL, &run.grid,
+                                            &run.info);
+    CU_ASSERT_EQUAL(status, SGK_OK);
+    if (status != SGK_OK) fprintf(stderr, "[rank %d] %s\n", world_rank, sgk_error_message());
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0 && status == SGK_OK) {
+        int ncid;
+
+        if (with_analysis) {
+            CU_ASSERT_EQUAL_FATAL(nc_open(path, NC_NOWRITE, &ncid), NC_NOERR);
+            check_analysis_vars(ncid, &run, 1, 1);
+            check_kernel_values(ncid, run.data.n_samples);
+            check_dataset_vars(ncid, &run.data);
+            check_deflate(ncid, "eigenvectors", COMPRESSION_LEVEL);
+        } else {
+            check_file(path, &run);
+            CU_ASSERT_EQUAL_FATAL(nc_open(path, NC_NOWRITE, &ncid), NC_NOERR);
+        }
+        check_deflate(ncid, "sgk", COMPRESSION_LEVEL);
+        /* Only the distributed variables are compressed. */
+        check_deflate(ncid, "x", 0);
+        CU_ASSERT_EQUAL(nc_close(ncid), NC_NOERR);
+        remove(path);
+    }
+    if (with_analysis) sgk_analysis_free(&analysis);
+    free_run(&run);
+}
+
+/* N = 7 in 2 x 2 blocks: every rank of up to 4 owns blocks, but not the same
+ * number, so the ranks with fewer make zero-count collective calls. */
+static void test_compressed_n7_block2(void)
+{
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    write_and_check_compressed(4, 2, 1, 2, n_prow, n_pcol, "compressed-n7.nc");
+    write_and_check_compressed(4, 2, 1, 2, world_size, 1, "compressed-n7-column.nc");
+}
+
+/* N = 2 in one block: one rank writes it and every other rank only pads. */
+static void test_compressed_n2_single_block(void)
+{
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    write_and_check_compressed(1, 1, 0, 2, n_prow, n_pcol, "compressed-n2.nc");
+}
+
+/* Without [output] compression sgk is stored unfiltered. */
+static void test_uncompressed_by_default(void)
+{
+    fake_run run;
+    char path[512];
+    sgk_status status;
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    output_path(path, sizeof path, "uncompressed.nc");
+    make_run(&run, 4, 2, 1, 2, n_prow, n_pcol);
+    status = sgk_output_write(path, &run.config, &run.data, &run.results, &run.grid, &run.info);
+    CU_ASSERT_EQUAL(status, SGK_OK);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0 && status == SGK_OK) {
+        int ncid;
+
+        CU_ASSERT_EQUAL_FATAL(nc_open(path, NC_NOWRITE, &ncid), NC_NOERR);
+        check_deflate(ncid, "sgk", 0);
+        CU_ASSERT_EQUAL(nc_close(ncid), NC_NOERR);
+        remove(path);
+    }
+    free_run(&run);
+}
+
+/* A deflate level outside 0..9, possible when a caller fills sgk_config itself, is
+ * rejected on every rank before the file exists. */
+static void test_compression_level_out_of_range(void)
+{
+    fake_run run;
+    char path[512];
+    sgk_status status;
+    int n_prow, n_pcol;
+
+    default_shape(&n_prow, &n_pcol);
+    output_path(path, sizeof path, "bad-level.nc");
+    make_run(&run, 4, 2, 1, 2, n_prow, n_pcol);
+    run.config.output.compression = 10;
+    status = sgk_output_write(path, &run.config, &run.data, &run.results, &run.grid, &run.info);
+    CU_ASSERT_EQUAL(status, SGK_ERR_USAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sgk_error_message(), "compression = 10"));
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0) CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+    sgk_error_clear();
+    free_run(&run);
+}
+
 /* A path in a folder that does not exist: SGK_ERR_IO on every rank, and every
  * rank's message names the path. */
 static void test_unwritable_path(void)
@@ -1105,6 +1231,10 @@ int main(int argc, char **argv)
         {"analysis variables", test_analysis_variables},
         {"analysis optional parts absent", test_analysis_optional_parts_absent},
         {"analysis size mismatch", test_analysis_size_mismatch},
+        {"compressed n7 block 2", test_compressed_n7_block2},
+        {"compressed n2 single block", test_compressed_n2_single_block},
+        {"uncompressed by default", test_uncompressed_by_default},
+        {"compression level out of range", test_compression_level_out_of_range},
     };
     CU_pSuite suite;
     size_t t;

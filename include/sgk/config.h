@@ -106,6 +106,7 @@ typedef struct {
         double checkpoint_every;    /* minutes between restart snapshots, 0: only on signals */
         int overwrite;              /* boolean: replace an existing output file */
         char weights_file[SGK_PATH_LEN]; /* replica 0's final weights go here; "" for none */
+        int compression;            /* deflate level 0..9 of sgk and eigenvectors, 0: none */
     } output;
 } sgk_config;
 
