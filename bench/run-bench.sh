@@ -184,8 +184,8 @@ main() {
     echo "program:    $("$ensemble" --version 2>&1 | head -n 1)"
     echo "budget:     $budget s; load average at start $(load_average) (1, 5, 15 min)"
     if awk "BEGIN { exit !($(cut -d' ' -f1 /proc/loadavg) > $(nproc) / 2) }"; then
-        echo "NOTE: other processes keep the cores busy (load average above half the core"
-        echo "count), so rates below are low and the 2-rank figures suffer most."
+        echo "NOTE: the load average is above half the core count, so other processes may"
+        echo "be using the cores: rates may be low, and the 2-rank figures suffer most."
     fi
 
     part 1 "dgemm, one rank, OPENBLAS_NUM_THREADS=1 (OpenBLAS build below)"
@@ -211,7 +211,7 @@ main() {
     done
     printf '   %-9s %10s %10s\n' phase "1 rank s" "2 ranks s"
     for phase in data train kernel drift reduce spectrum output phases wall; do
-        printf '   %-9s %10s %10s\n' "$phase" "$(result "phases_np1_$phase")" \
+        printf '   %-9s %10.2f %10.2f\n' "$phase" "$(result "phases_np1_$phase")" \
             "$(result "phases_np2_$phase")"
     done
     t1=$(result phases_np1_phases)
@@ -275,8 +275,8 @@ main() {
         if [ "${BENCH_TORCH_FULL:-no}" = yes ]; then
             torch_args="$torch_args --replicas 4 --steps 200 --checkpoints 11"
         else
-            echo "   short run (1 replica, 8 steps, 2 checkpoints), extrapolated to the job"
-            torch_args="$torch_args --replicas 1 --steps 8 --checkpoints 2 --estimate-for 4,200,11"
+            echo "   short run (1 replica, 16 steps, 2 checkpoints), extrapolated to the job"
+            torch_args="$torch_args --replicas 1 --steps 16 --checkpoints 2 --estimate-for 4,200,11"
         fi
         begin=$(seconds_now)
         # shellcheck disable=SC2086
@@ -308,8 +308,8 @@ main() {
     part 5b "eigen-solver, N = 8192, 2 ranks"
     t4096=$(result eigh_seconds_4096)
     if [ -n "$t4096" ]; then
-        # PDSYEVD costs O(N^3), 8 times the 4096 time; runs on this machine took 8 to 13
-        # times as long, so the estimate allows 16.
+        # PDSYEVD costs O(N^3), so 8 times the 4096 time. Runs on the 2-core development
+        # machine took 8 to 13 times as long, so the estimate allows 16.
         estimate=$(calc "16 * $t4096")
         left=$((budget - $(elapsed)))
         if awk "BEGIN { exit !($estimate < $left) }"; then
