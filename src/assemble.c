@@ -8,8 +8,13 @@
 #include "sgk/tangent.h"
 
 /* Cache the input Gram of the local entries when it needs at most this many doubles
- * (512 MB); beyond, every checkpoint recomputes it inside the first layer's product. */
-static const size_t INPUT_GRAM_CACHE_LIMIT = (size_t)64 << 20;
+ * (16 MB); beyond, every checkpoint recomputes it inside the first layer's product, so
+ * that memory per rank stays near the local kernel's N^2 / p. */
+static const size_t INPUT_GRAM_CACHE_LIMIT = (size_t)2 << 20;
+
+/* Row points whose factors are held at once: the factors of a panel of rows meet those
+ * of all local columns in one Gram product. */
+static const long ROW_PANEL = 512;
 
 /* What one rank needs for its part of the kernel. */
 typedef struct {
@@ -45,7 +50,8 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     memset(part, 0, sizeof *part);
     part->n_rows = kernel->local_rows;
     part->n_cols = kernel->local_cols;
-    n_points = part->n_rows > part->n_cols ? part->n_rows : part->n_cols;
+    long panel = part->n_rows < ROW_PANEL ? part->n_rows : ROW_PANEL;
+    n_points = panel > part->n_cols ? panel : part->n_cols;
     part->weights = malloc(sizeof(double) * plan->n_checkpoints * plan->net->n_params);
     if (ensemble->precond_local)
         part->precond = malloc(sizeof(double) * plan->n_checkpoints * plan->net->n_params);
@@ -77,7 +83,7 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
 
     /* 3. Work buffers for the factors of the local points. */
     if (sgk_mlp_work_alloc(plan->net, (int)n_points, &part->work) != SGK_OK
-        || sgk_factors_alloc(plan->net, (int)part->n_rows, &part->rows) != SGK_OK
+        || sgk_factors_alloc(plan->net, (int)panel, &part->rows) != SGK_OK
         || sgk_factors_alloc(plan->net, (int)part->n_cols, &part->cols) != SGK_OK)
         return sgk_error(SGK_ERR_IO, "out of memory for the tangent factors of %ld x %ld local "
                          "kernel points", part->n_rows, part->n_cols);
@@ -107,16 +113,23 @@ static int replica_owner(long n_replicas, int n_ranks, long replica)
 static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, const double *w,
                                  const double *preconditioner, double weight, sgk_dmatrix *kernel)
 {
+    int d = plan->data->n_features;
+
     if (preconditioner != NULL)
         return sgk_tangent_gram_preconditioned(plan->net, w, part->x_cols, (int)part->n_cols,
                                                part->x_rows, (int)part->n_rows, preconditioner,
                                                weight, kernel->local, kernel->lld);
-    sgk_mlp_tangent_factors(plan->net, w, part->x_rows, (int)part->n_rows, &part->work,
-                            &part->rows, NULL);
     sgk_mlp_tangent_factors(plan->net, w, part->x_cols, (int)part->n_cols, &part->work,
                             &part->cols, NULL);
-    return sgk_tangent_gram(plan->net, &part->cols, &part->rows, part->input_gram,
-                            (int)part->n_rows, weight, kernel->local, kernel->lld);
+    for (long i0 = 0; i0 < part->n_rows; i0 += ROW_PANEL) {
+        long rows = part->n_rows - i0 < ROW_PANEL ? part->n_rows - i0 : ROW_PANEL;
+        sgk_mlp_tangent_factors(plan->net, w, part->x_rows + i0 * d, (int)rows, &part->work,
+                                &part->rows, NULL);
+        SGK_CHECK(sgk_tangent_gram(plan->net, &part->cols, &part->rows,
+                                   part->input_gram ? part->input_gram + i0 : NULL,
+                                   (int)part->n_rows, weight, kernel->local + i0, kernel->lld));
+    }
+    return SGK_OK;
 }
 
 sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
