@@ -8,8 +8,8 @@
 #include "sgk/tangent.h"
 
 /* Cache the input Gram of the local entries when it needs at most this many doubles
- * (16 MB); beyond, every checkpoint recomputes it inside the first layer's product, so
- * that memory per rank stays near the local kernel's N^2 / p. */
+ * (16 MB). Beyond that, every checkpoint recomputes it inside the first layer's product,
+ * so that memory per rank stays near the local kernel's N^2 / p. */
 static const size_t INPUT_GRAM_CACHE_LIMIT = (size_t)2 << 20;
 
 /* Row points whose factors are held at once: the factors of a panel of rows meet those
@@ -90,21 +90,10 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     return SGK_OK;
 }
 
-/* The rank that trained replica r. */
-static int replica_owner(long n_replicas, int n_ranks, long replica)
-{
-    for (int rank = 0; rank < n_ranks; rank++) {
-        long first, count;
-        sgk_replica_block(n_replicas, n_ranks, rank, &first, &count);
-        if (replica >= first && replica < first + count) return rank;
-    }
-    return 0;
-}
-
 /* NOTE: every rank recomputes the factors of its N / p_r + N / p_c points for every
  * replica and checkpoint, about 2 P (1 + O) operations per point, next to its
  * N^2 / p Gram entries. For small N on many ranks (N below about P sqrt(p) / sum of
- * widths) the recomputation dominates; broadcasting each factor set from the rank that
+ * widths) the recomputation dominates. Broadcasting each factor set from the rank that
  * trained the replica would then be cheaper. */
 
 /* Add weight * tr_o Theta at parameters w to the local entries, column-major with leading
@@ -156,7 +145,7 @@ sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *gri
     /* Replica by replica in index order, checkpoint by checkpoint: every entry receives its
      * terms in the same order on every grid. */
     /* A rank whose own work failed keeps taking part in the broadcasts, so that no rank
-     * waits for it; the status is agreed after the loop. */
+     * waits for it. The status is agreed after the loop. */
     *stopped = 0;
     for (long r = 0; r < n_replicas; r++) {
         if (dropped[r]) continue;
@@ -171,7 +160,7 @@ sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *gri
                 break;
             }
         }
-        int owner = replica_owner(n_replicas, grid->n_ranks, r);
+        int owner = sgk_replica_owner(n_replicas, grid->n_ranks, r);
         if (grid->rank == owner)
             memcpy(part.weights, ensemble->weights_local + (size_t)(r - ensemble->first) * per_replica,
                    sizeof(double) * per_replica);

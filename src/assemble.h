@@ -11,9 +11,9 @@
  * parameters of checkpoint c. Each rank computes only the entries it owns: it takes the
  * tangent factors of its block rows' and block columns' evaluation points and forms their
  * Gram with one BLAS-3 product per layer. Parameters travel from the rank that trained a
- * replica to all ranks, replica by replica, so no rank holds an N x N array, and the
+ * replica to all ranks, replica by replica, so no rank allocates an N x N array, and the
  * operations on every entry do not depend on the rank count or the grid.
- * `dropped` (R flags) marks replicas left out; `quadrature_weight` holds omega_c.
+ * `dropped` (R flags) marks replicas left out; `quadrature_weight` contains omega_c.
  * When the ensemble has a snapshot folder, a SIGTERM or SIGUSR1 seen by any rank stops
  * the assembly between replicas with *stopped = 1 and K incomplete. */
 sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,

@@ -5,7 +5,7 @@
  * contribution of training point i to evaluation point a is
  *     D_k(x_a, x_i) = (eta / B) Jbar_k(x_a) P J(x_i; w_k)^T r_i,
  * where Jbar_k is the evaluation point's Jacobian at w_k (path_nodes = 1) or its
- * Gauss-Legendre average along the step (path_nodes >= 2). The accumulator holds
+ * Gauss-Legendre average along the step (path_nodes >= 2). The accumulator contains
  * sum_k D_k(x_a, x_i) for every pair, already weighted by 1/R, so no step-by-step
  * history is kept. */
 #ifndef SGK_DRIFT_H
@@ -32,12 +32,12 @@ sgk_status sgk_drift_alloc(const sgk_mlp *net, long n_samples, long n_train, int
 void sgk_drift_free(sgk_drift *drift);
 
 /* Add scale * J(eval) P J(batch)^T r for every evaluation point and batch point to the
- * pair accumulator. `eval` holds the evaluation points' factors at the node where their
- * Jacobian is taken; `batch_work` holds the minibatch's activations a[l-1] and, after
+ * pair accumulator. `eval` contains the evaluation points' factors at the node where their
+ * Jacobian is taken; `batch_work` contains the minibatch's activations a[l-1] and, after
  * sgk_mlp_backward with residuals r, its residual-weighted deltas (delta[l] for l < L; r
  * itself for the last layer). `batch` maps minibatch rows to training indices.
  * `input_gram` (N x N, row-major) replaces the first layer's activation Gram when not
- * NULL; with NULL it is computed from the inputs, N B d_0 operations per step. `preconditioner` is NULL for P = I (the layer-factor path) or holds P's diagonal
+ * NULL; with NULL it is computed from the inputs, N B d_0 operations per step. `preconditioner` is NULL for P = I (the layer-factor path) or contains P's diagonal
  * (n_params entries; the explicit path, costing N B P operations). */
 void sgk_drift_add_step(sgk_drift *drift, const sgk_mlp *net, const sgk_factors *eval,
                         const sgk_mlp_work *batch_work, const double *residual,

@@ -20,6 +20,16 @@ void sgk_replica_block(long n_replicas, int n_ranks, int rank, long *first, long
     *count = end - begin;
 }
 
+int sgk_replica_owner(long n_replicas, int n_ranks, long replica)
+{
+    for (int rank = 0; rank < n_ranks; rank++) {
+        long first, count;
+        sgk_replica_block(n_replicas, n_ranks, rank, &first, &count);
+        if (replica >= first && replica < first + count) return rank;
+    }
+    return 0;
+}
+
 sgk_status sgk_ensemble_create(sgk_ensemble *ensemble, const sgk_train_plan *plan, MPI_Comm comm,
                                int drift_enabled, int drop_diverged)
 {

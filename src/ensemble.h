@@ -10,7 +10,7 @@
 #include "train.h"
 
 typedef struct {
-    /* What every rank shares. */
+    /* Shared by every rank. */
     const sgk_train_plan *plan;
     MPI_Comm comm;
     int rank;
@@ -42,7 +42,7 @@ typedef struct {
 
     /* Position. */
     long replicas_done;         /* local replicas finished (accepted or dropped) */
-    int has_current;            /* `current` holds a replica in training */
+    int has_current;            /* `current` is a replica in training */
     sgk_replica current;
     sgk_replica_record record;  /* points into the per-replica arrays of `current` */
 
@@ -75,5 +75,8 @@ sgk_status sgk_ensemble_snapshot(sgk_ensemble *ensemble);
 
 /* Replicas go to ranks in contiguous blocks: rank r trains [first, first + count). */
 void sgk_replica_block(long n_replicas, int n_ranks, int rank, long *first, long *count);
+
+/* The rank that trains `replica`. */
+int sgk_replica_owner(long n_replicas, int n_ranks, long replica);
 
 #endif

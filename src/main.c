@@ -231,8 +231,8 @@ static double measure_dgemm_rate(void)
 }
 
 /* Estimates for --dry-run: peak bytes per rank and seconds, from the sizes and operation
- * counts of each phase. They are estimates: the measured rate of a small dgemm stands in for
- * every BLAS call, and communication is ignored. */
+ * counts of each phase. They are estimates: the measured rate of a small dgemm replaces
+ * the rate of every BLAS call, and communication is ignored. */
 static void estimate_run(const sgk_config *config, const sgk_dataset *data, int n_ranks,
                          double *bytes, double *seconds)
 {
@@ -369,7 +369,7 @@ static sgk_status write_final_weights(const sgk_config *config, const sgk_datase
     return (sgk_status)status_code;
 }
 
-/* Collective. Print the error once and leave. Rank 0 prints when it holds a message
+/* Collective. Print the error once and leave. Rank 0 prints when it has a message
  * (errors that every rank sees alike); otherwise each rank that failed prints its own. */
 static int finish(sgk_status status)
 {
@@ -489,7 +489,7 @@ int main(int argc, char **argv)
         char manifest_path[SGK_PATH_LEN + 32];
         snprintf(manifest_path, sizeof manifest_path, "%s/manifest", snapshot_folder);
         if (file_exists(manifest_path) && !opts.force)
-            status = sgk_error(SGK_ERR_USAGE, "'%s' holds the snapshot of an interrupted run; "
+            status = sgk_error(SGK_ERR_USAGE, "'%s' contains the snapshot of an interrupted run; "
                                "resume it with --restart %s, or pass --force to start over and "
                                "discard it", snapshot_folder, snapshot_folder);
     }
@@ -501,8 +501,11 @@ int main(int argc, char **argv)
     }
     /* --force starts over: an old snapshot must not mix with the new run's. */
     if (!opts.restart && !opts.dry_run) sgk_snapshot_remove(MPI_COMM_WORLD, snapshot_folder);
+    const char *config_source = "built-in default";
+    if (opts.config_path) config_source = opts.config_path;
+    if (opts.restart) config_source = opts.restart;
     sgk_log(SGK_LOG_INFO, "sgk-ensemble %s on %d ranks, configuration %s", sgk_version(), n_ranks,
-            opts.restart ? opts.restart : opts.config_path ? opts.config_path : "built-in default");
+            config_source);
 
     /* 2. Data: rank 0 reads and broadcasts. */
     start = sgk_seconds();

@@ -54,7 +54,7 @@ static sgk_status make_schedule(const sgk_config *config, sgk_results *results)
 }
 
 /* Collective. Ensemble mean and unbiased variance over replicas of n_values numbers per
- * replica (local holds this rank's n_local replicas one after the other), on rank 0, from two
+ * replica (local contains this rank's n_local replicas one after the other), on rank 0, from two
  * reductions: the sum, then the sum of squared deviations from the mean. */
 static sgk_status reduce_moments(MPI_Comm comm, long n_local, long n_replicas, size_t n_values,
                                  const double *f_local, double *mean_out, double *var_out,
@@ -297,7 +297,7 @@ static void run_buffers_free(run_buffers *buffers)
     free(buffers->probe_gram);
 }
 
-/* Allocate the results every rank holds and the rank-0 statistics. */
+/* Allocate the results kept on every rank and the rank-0 statistics. */
 static sgk_status allocate_results(const sgk_config *config, const sgk_dataset *data,
                                    const sgk_grid *grid, sgk_results *results)
 {
@@ -445,17 +445,9 @@ static sgk_status reduce_ensemble(const sgk_config *config, const sgk_dataset *d
 static sgk_status collect_first_weights(const sgk_grid *grid, sgk_ensemble *ensemble,
                                         long n_params, sgk_results *results)
 {
-    int owner = 0, accepted = 0;
+    int owner = sgk_replica_owner(ensemble->plan->config->ensemble.replicas, grid->n_ranks, 0);
+    int accepted = 0;
 
-    for (int r = 0; r < grid->n_ranks; r++) {
-        long first, count;
-        sgk_replica_block(ensemble->plan->config->ensemble.replicas, grid->n_ranks, r, &first,
-                          &count);
-        if (first == 0 && count > 0) {
-            owner = r;
-            break;
-        }
-    }
     if (grid->rank == owner) accepted = ensemble->diverged_local[0] < 0;
     MPI_Bcast(&accepted, 1, MPI_INT, owner, grid->comm);
     if (!accepted) return SGK_OK;
@@ -525,7 +517,7 @@ static sgk_status evolve(const sgk_dataset *data, sgk_results *results)
 }
 
 /* The loss must fit the targets: logistic needs one output with targets -1 or +1, and
- * softmax cross-entropy needs one-hot rows. Every rank holds the same data, so every rank
+ * softmax cross-entropy needs one-hot rows. Every rank has the same data, so every rank
  * reaches the same verdict. */
 static sgk_status check_targets(const sgk_config *config, const sgk_dataset *data)
 {

@@ -182,7 +182,7 @@ static void evaluation_factors(const sgk_train_plan *plan, const double *w, sgk_
 
 /* Drift of this step: scale = (eta_eff / B) / R times J(x_a) P J(x_i)^T r_i, with the
  * evaluation Jacobian at w_k (one node) or averaged over Gauss-Legendre nodes along
- * w_k + s dw_k. b->w_start holds w_k and b->w holds w_{k+1}. */
+ * w_k + s dw_k. b->w_start contains w_k and b->w contains w_{k+1}. */
 static void add_step_drift(const sgk_train_plan *plan, sgk_drift *drift, long batch_size,
                            double scale, const double *preconditioner, sgk_replica_buffers *b)
 {
@@ -275,7 +275,7 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
         int pending = -1; /* checkpoint taken at this step that still needs the step's P */
 
         /* 1. The control hook may write a snapshot of the replica here, at the top of a step,
-         *    and pause the training; a restart resumes at this same point. */
+         *    and pause the training. A restart resumes at this same point. */
         if (hook != NULL && hook(context, rep) != 0) {
             *paused = 1;
             break;
