@@ -28,7 +28,9 @@
 /* ------------------------------------------------------------------------- */
 /* Names of enumerated values, indexed by the enum value. */
 
-static const char *const source_names[] = { "fashion-mnist", "idx", "netcdf", "csv", "teacher" };
+static const char *const source_names[] = { "fashion-mnist", "idx", "netcdf", "csv", "teacher",
+                                             "moons", "gaussian-mixture" };
+static const char *const task_names[] = { "regression", "denoise", "gan" };
 static const char *const activation_names[] = { "relu", "tanh", "erf", "gelu" };
 static const char *const parametrization_names[] = { "standard", "ntk" };
 static const char *const loss_names[] = { "mse", "xent", "logistic" };
@@ -422,6 +424,21 @@ static sgk_status set_data_teacher_noise(sgk_config *c, const setting *s)
     return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->data.teacher_noise);
 }
 
+static sgk_status set_data_synthetic_noise(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->data.synthetic_noise);
+}
+
+static sgk_status set_data_mixture_components(sgk_config *c, const setting *s)
+{
+    return parse_int(s, 1, 1024, &c->data.mixture_components);
+}
+
+static sgk_status set_data_mixture_radius(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->data.mixture_radius);
+}
+
 static sgk_status set_model_widths(sgk_config *c, const setting *s)
 {
     static const int_list_rules rules = { 1, INT_MAX, SGK_MAX_HIDDEN, false, "layer widths" };
@@ -450,6 +467,15 @@ static sgk_status set_model_parametrization(sgk_config *c, const setting *s)
 static sgk_status set_model_init_file(sgk_config *c, const setting *s)
 {
     return parse_path(s, true, c->model.init_file);
+}
+
+static sgk_status set_train_task(sgk_config *c, const setting *s)
+{
+    int index;
+
+    SGK_CHECK(parse_keyword(s, task_names, COUNT(task_names), &index));
+    c->train.task = (sgk_task)index;
+    return SGK_OK;
 }
 
 static sgk_status set_train_loss(sgk_config *c, const setting *s)
@@ -579,9 +605,16 @@ static sgk_status set_kernel_path_nodes(sgk_config *c, const setting *s)
     return parse_int(s, 1, SGK_MAX_PATH_NODES, &c->kernel.path_nodes);
 }
 
+/* "auto" is stored as -1. */
 static sgk_status set_kernel_drift(sgk_config *c, const setting *s)
 {
-    return parse_bool(s, &c->kernel.drift);
+    if (strcasecmp(s->value, "auto") == 0) {
+        c->kernel.drift = -1;
+        return SGK_OK;
+    }
+    if (parse_bool(s, &c->kernel.drift) != SGK_OK)
+        return invalid_value(s, "yes, no or auto");
+    return SGK_OK;
 }
 
 static sgk_status set_kernel_block_size(sgk_config *c, const setting *s)
@@ -595,6 +628,53 @@ static sgk_status set_kernel_probe(sgk_config *c, const setting *s)
 }
 
 /* "all" is stored as 0. */
+static sgk_status set_denoise_levels(sgk_config *c, const setting *s)
+{
+    return parse_int(s, 1, 1024, &c->denoise.levels);
+}
+
+static sgk_status set_denoise_sigma_min(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->denoise.sigma_min);
+}
+
+static sgk_status set_denoise_sigma_max(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->denoise.sigma_max);
+}
+
+static sgk_status set_denoise_locality_bins(sgk_config *c, const setting *s)
+{
+    return parse_int(s, 1, 100000, &c->denoise.locality_bins);
+}
+
+static sgk_status set_gan_latent_dim(sgk_config *c, const setting *s)
+{
+    return parse_int(s, 1, 65536, &c->gan.latent_dim);
+}
+
+static sgk_status set_gan_latent_points(sgk_config *c, const setting *s)
+{
+    return parse_long(s, 1, INT_MAX, &c->gan.latent_points);
+}
+
+static sgk_status set_gan_disc_widths(sgk_config *c, const setting *s)
+{
+    static const int_list_rules rules = { 1, INT_MAX, SGK_MAX_HIDDEN, false, "layer widths" };
+
+    return parse_int_list(s, s->value, &rules, c->gan.disc_widths, &c->gan.disc_n_hidden);
+}
+
+static sgk_status set_gan_disc_lr(sgk_config *c, const setting *s)
+{
+    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->gan.disc_lr);
+}
+
+static sgk_status set_gan_grid(sgk_config *c, const setting *s)
+{
+    return parse_int(s, 0, 4096, &c->gan.grid);
+}
+
 static sgk_status set_spectrum_eigenpairs(sgk_config *c, const setting *s)
 {
     long long value;
@@ -658,8 +738,9 @@ typedef struct {
     sgk_status (*set)(sgk_config *config, const setting *s);
 } key_entry;
 
-static const char *const section_names[] = { "data",   "model",    "train", "ensemble",
-                                              "kernel", "spectrum", "output" };
+static const char *const section_names[] = { "data",    "model",   "train",    "ensemble",
+                                              "kernel",  "denoise", "gan",      "spectrum",
+                                              "output" };
 
 static const key_entry key_table[] = {
     { "data", "source", set_data_source },
@@ -673,10 +754,14 @@ static const key_entry key_table[] = {
     { "data", "teacher_inputs", set_data_teacher_inputs },
     { "data", "teacher_width", set_data_teacher_width },
     { "data", "teacher_noise", set_data_teacher_noise },
+    { "data", "synthetic_noise", set_data_synthetic_noise },
+    { "data", "mixture_components", set_data_mixture_components },
+    { "data", "mixture_radius", set_data_mixture_radius },
     { "model", "widths", set_model_widths },
     { "model", "activation", set_model_activation },
     { "model", "parametrization", set_model_parametrization },
     { "model", "init_file", set_model_init_file },
+    { "train", "task", set_train_task },
     { "train", "loss", set_train_loss },
     { "train", "optimizer", set_train_optimizer },
     { "train", "lr", set_train_lr },
@@ -695,6 +780,15 @@ static const key_entry key_table[] = {
     { "kernel", "drift", set_kernel_drift },
     { "kernel", "block_size", set_kernel_block_size },
     { "kernel", "probe", set_kernel_probe },
+    { "denoise", "levels", set_denoise_levels },
+    { "denoise", "sigma_min", set_denoise_sigma_min },
+    { "denoise", "sigma_max", set_denoise_sigma_max },
+    { "denoise", "locality_bins", set_denoise_locality_bins },
+    { "gan", "latent_dim", set_gan_latent_dim },
+    { "gan", "latent_points", set_gan_latent_points },
+    { "gan", "disc_widths", set_gan_disc_widths },
+    { "gan", "disc_lr", set_gan_disc_lr },
+    { "gan", "grid", set_gan_grid },
     { "spectrum", "eigenpairs", set_spectrum_eigenpairs },
     { "spectrum", "tolerance", set_spectrum_tolerance },
     { "spectrum", "eigenvectors", set_spectrum_eigenvectors },
@@ -773,6 +867,9 @@ void sgk_config_defaults(sgk_config *config)
     config->data.teacher_inputs = 16;
     config->data.teacher_width = 64;
     config->data.teacher_noise = 0.1;
+    config->data.synthetic_noise = 0.1;
+    config->data.mixture_components = 8;
+    config->data.mixture_radius = 2.0;
 
     config->model.widths[0] = 128;
     config->model.widths[1] = 128;
@@ -780,6 +877,7 @@ void sgk_config_defaults(sgk_config *config)
     config->model.activation = SGK_ACT_RELU;
     config->model.parametrization = SGK_PARAM_STANDARD;
 
+    config->train.task = SGK_TASK_REGRESSION;
     config->train.loss = SGK_LOSS_MSE;
     config->train.optimizer = SGK_OPT_SGD;
     config->train.lr = 0.01;
@@ -796,7 +894,18 @@ void sgk_config_defaults(sgk_config *config)
 
     config->kernel.checkpoints = 11;
     config->kernel.path_nodes = 1;
-    config->kernel.drift = 1;
+    config->kernel.drift = -1;
+    config->denoise.levels = 8;
+    config->denoise.sigma_min = 0.02;
+    config->denoise.sigma_max = 2.0;
+    config->denoise.locality_bins = 24;
+    config->gan.latent_dim = 2;
+    config->gan.latent_points = 256;
+    config->gan.disc_widths[0] = 64;
+    config->gan.disc_widths[1] = 64;
+    config->gan.disc_n_hidden = 2;
+    config->gan.disc_lr = 0.01;
+    config->gan.grid = 32;
     config->kernel.block_size = 64;
     config->kernel.probe = 256;
 
@@ -1145,7 +1254,8 @@ static sgk_status check_classes(const sgk_config *c)
     int max_label = c->data.source == SGK_SOURCE_FASHION_MNIST ? FASHION_MNIST_CLASSES - 1
                                                                : MAX_CLASS_LABEL;
 
-    if (c->data.source != SGK_SOURCE_TEACHER && c->data.path[0] == '\0')
+    if (c->data.source != SGK_SOURCE_TEACHER && c->data.source != SGK_SOURCE_MOONS
+        && c->data.source != SGK_SOURCE_GAUSSIAN_MIXTURE && c->data.path[0] == '\0')
         return sgk_error(SGK_ERR_USAGE, "data.path is empty, but data.source = %s reads its "
                          "examples from it; set data.path", source_names[c->data.source]);
     if (c->data.ood == SGK_OOD_FILE && c->data.source != SGK_SOURCE_NETCDF)
@@ -1184,10 +1294,61 @@ static sgk_status check_classes(const sgk_config *c)
 }
 
 
+/* The generative tasks fix their own losses and have no per-step drift; the noise levels
+ * must form a geometric schedule. */
+static sgk_status check_task(const sgk_config *c)
+{
+    const char *task = task_names[c->train.task];
+
+    if (c->train.task == SGK_TASK_REGRESSION) return SGK_OK;
+    if (c->train.loss != SGK_LOSS_MSE)
+        return sgk_error(SGK_ERR_USAGE, "train.loss = %s does not apply to train.task = %s, "
+                         "whose loss is fixed (doc/generative.md); remove the key or set "
+                         "train.loss = mse", loss_names[c->train.loss], task);
+    if (c->kernel.drift == 1)
+        return sgk_error(SGK_ERR_USAGE, "kernel.drift = yes is not available with train.task "
+                         "= %s; set kernel.drift = auto or no", task);
+    if (c->train.task == SGK_TASK_DENOISE) {
+        if (c->denoise.sigma_min > c->denoise.sigma_max)
+            return sgk_error(SGK_ERR_USAGE, "denoise.sigma_min = %g exceeds denoise.sigma_max "
+                             "= %g; the smallest noise level must not exceed the largest",
+                             c->denoise.sigma_min, c->denoise.sigma_max);
+        if (c->denoise.levels > 1 && c->denoise.sigma_min == 0.0)
+            return sgk_error(SGK_ERR_USAGE, "denoise.sigma_min = 0 with denoise.levels = %d: a "
+                             "geometric schedule needs sigma_min > 0; zero noise is possible "
+                             "only with levels = 1 and sigma_max = 0", c->denoise.levels);
+        if (c->denoise.levels == 1 && c->denoise.sigma_min != c->denoise.sigma_max)
+            return sgk_error(SGK_ERR_USAGE, "denoise.levels = 1 takes one noise level, but "
+                             "denoise.sigma_min = %g and denoise.sigma_max = %g differ; set "
+                             "them equal", c->denoise.sigma_min, c->denoise.sigma_max);
+    }
+    if (c->train.task == SGK_TASK_GAN) {
+        if (c->train.optimizer == SGK_OPT_SGLD)
+            return sgk_error(SGK_ERR_USAGE, "train.optimizer = sgld is not available with "
+                             "train.task = gan; use sgd, momentum, adam or rmsprop");
+        if (c->data.ood != SGK_OOD_NONE)
+            return sgk_error(SGK_ERR_USAGE, "data.ood does not apply to train.task = gan, "
+                             "whose evaluation points are latent points; set data.ood = none");
+    }
+    return SGK_OK;
+}
+
 sgk_status sgk_config_validate(const sgk_config *config)
 {
     SGK_CHECK(check_sizes(config));
+    SGK_CHECK(check_task(config));
     return check_classes(config);
+}
+
+int sgk_config_drift(const sgk_config *config)
+{
+    if (config->kernel.drift >= 0) return config->kernel.drift;
+    return config->train.task == SGK_TASK_REGRESSION;
+}
+
+const char *sgk_task_name(sgk_task task)
+{
+    return (unsigned)task < COUNT(task_names) ? task_names[task] : "unknown";
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1246,6 +1407,11 @@ static void write_data_section(FILE *out, const sgk_config *c)
     fprintf(out, "teacher_width = %d\n", c->data.teacher_width);
     format_real(c->data.teacher_noise, number, sizeof number);
     fprintf(out, "teacher_noise = %s\n", number);
+    format_real(c->data.synthetic_noise, number, sizeof number);
+    fprintf(out, "synthetic_noise = %s\n", number);
+    fprintf(out, "mixture_components = %d\n", c->data.mixture_components);
+    format_real(c->data.mixture_radius, number, sizeof number);
+    fprintf(out, "mixture_radius = %s\n", number);
 }
 
 static void write_model_and_train(FILE *out, const sgk_config *c)
@@ -1259,6 +1425,7 @@ static void write_model_and_train(FILE *out, const sgk_config *c)
     fprintf(out, "init_file =%s%s\n", c->model.init_file[0] ? " " : "", c->model.init_file);
 
     fprintf(out, "\n[train]\n");
+    fprintf(out, "task = %s\n", task_names[c->train.task]);
     fprintf(out, "loss = %s\n", loss_names[c->train.loss]);
     fprintf(out, "optimizer = %s\n", optimizer_names[c->train.optimizer]);
     format_real(c->train.lr, number, sizeof number);
@@ -1297,9 +1464,26 @@ static void write_remaining_sections(FILE *out, const sgk_config *c)
     fprintf(out, "\n\n[kernel]\n");
     fprintf(out, "checkpoints = %d\n", c->kernel.checkpoints);
     fprintf(out, "path_nodes = %d\n", c->kernel.path_nodes);
-    fprintf(out, "drift = %s\n", c->kernel.drift ? "yes" : "no");
+    fprintf(out, "drift = %s\n", c->kernel.drift < 0 ? "auto" : c->kernel.drift ? "yes" : "no");
     fprintf(out, "block_size = %d\n", c->kernel.block_size);
     fprintf(out, "probe = %ld\n", c->kernel.probe);
+
+    fprintf(out, "\n[denoise]\n");
+    fprintf(out, "levels = %d\n", c->denoise.levels);
+    format_real(c->denoise.sigma_min, number, sizeof number);
+    fprintf(out, "sigma_min = %s\n", number);
+    format_real(c->denoise.sigma_max, number, sizeof number);
+    fprintf(out, "sigma_max = %s\n", number);
+    fprintf(out, "locality_bins = %d\n", c->denoise.locality_bins);
+
+    fprintf(out, "\n[gan]\n");
+    fprintf(out, "latent_dim = %d\n", c->gan.latent_dim);
+    fprintf(out, "latent_points = %ld\n", c->gan.latent_points);
+    fprintf(out, "disc_widths =%s", c->gan.disc_n_hidden ? " " : "");
+    write_int_list(out, c->gan.disc_widths, c->gan.disc_n_hidden);
+    format_real(c->gan.disc_lr, number, sizeof number);
+    fprintf(out, "\ndisc_lr = %s\n", number);
+    fprintf(out, "grid = %d\n", c->gan.grid);
 
     fprintf(out, "\n[spectrum]\n");
     if (c->spectrum.eigenpairs == 0)

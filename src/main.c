@@ -260,7 +260,7 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
      * the drift pairs (N x n x O, twice under the drop policy), factors and work buffers
      * of N points, stored outputs, and the spectrum analysis (a copy of K_n, the
      * eigenvectors and K[all, train] V: about 3 n^2 / p + N n / p). */
-    double drift_pairs = config->kernel.drift ? n * n_train * outputs : 0.0;
+    double drift_pairs = sgk_config_drift(config) ? n * n_train * outputs : 0.0;
     if (config->train.on_divergence == SGK_DIVERGENCE_DROP) drift_pairs *= 2.0;
     double stored_params = replicas_per_rank * config->kernel.checkpoints * layer_params
                            * (sgk_optimizer_preconditions(config->train.optimizer) ? 2.0 : 1.0);
@@ -278,7 +278,7 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
     double factor_pass = 2.0 * n * layer_products * (1.0 + outputs);
     double per_replica = steps * 6.0 * batch * layer_products
                          + config->kernel.checkpoints * 2.0 * n * layer_products;
-    if (config->kernel.drift)
+    if (sgk_config_drift(config))
         per_replica += steps * (config->kernel.path_nodes * factor_pass
                                 + 2.0 * n * batch * factor_width);
     double side = n / sqrt((double)n_ranks);

@@ -589,7 +589,7 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     status = prepare_plan(config, data, results, &buffers, &plan);
     plan.initial_weights = options->initial_weights;
     if (status == SGK_OK)
-        status = sgk_ensemble_create(&ensemble, &plan, comm, config->kernel.drift,
+        status = sgk_ensemble_create(&ensemble, &plan, comm, sgk_config_drift(config),
                                      config->train.on_divergence == SGK_DIVERGENCE_DROP);
     status = agree(comm, status);
     if (status != SGK_OK) goto done;

@@ -19,7 +19,9 @@ typedef enum {
     SGK_SOURCE_IDX,
     SGK_SOURCE_NETCDF,
     SGK_SOURCE_CSV,
-    SGK_SOURCE_TEACHER
+    SGK_SOURCE_TEACHER,
+    SGK_SOURCE_MOONS,            /* two interleaved half circles in the plane */
+    SGK_SOURCE_GAUSSIAN_MIXTURE  /* Gaussians evenly spaced on a circle in the plane */
 } sgk_source;
 
 typedef enum {
@@ -39,6 +41,13 @@ typedef enum {
     SGK_OPT_RMSPROP,
     SGK_OPT_SGLD
 } sgk_optimizer_kind;
+
+/* [train] task: what the network learns. */
+typedef enum {
+    SGK_TASK_REGRESSION, /* supervised: inputs to targets with [train] loss */
+    SGK_TASK_DENOISE,    /* denoising score matching over [denoise] noise levels */
+    SGK_TASK_GAN         /* generator against a discriminator ([gan]) */
+} sgk_task;
 
 /* [train] on_divergence: what a replica with non-finite loss or outputs does to the run. */
 typedef enum { SGK_DIVERGENCE_STOP, SGK_DIVERGENCE_DROP } sgk_divergence_policy;
@@ -63,6 +72,10 @@ typedef struct {
         int teacher_inputs;         /* teacher source: input dimension */
         int teacher_width;          /* teacher source: hidden width of the teacher */
         double teacher_noise;       /* teacher source: standard deviation of label noise */
+        double synthetic_noise;     /* moons, gaussian-mixture: standard deviation of the
+                                     * Gaussian noise around the curves or centres */
+        int mixture_components;     /* gaussian-mixture: number of components */
+        double mixture_radius;      /* gaussian-mixture: radius of the circle of centres */
     } data;
     struct {
         int widths[SGK_MAX_HIDDEN];
@@ -72,6 +85,7 @@ typedef struct {
         char init_file[SGK_PATH_LEN]; /* "" when unset */
     } model;
     struct {
+        sgk_task task;
         sgk_loss_kind loss;
         sgk_optimizer_kind optimizer;
         sgk_divergence_policy on_divergence;
@@ -91,7 +105,9 @@ typedef struct {
     struct {
         int checkpoints;            /* including step 0 and the last step */
         int path_nodes;             /* 1: Jacobian at w_k; q >= 2: q-node Gauss-Legendre along the step */
-        int drift;                  /* boolean: per-step drift bookkeeping */
+        int drift;                  /* per-step drift bookkeeping: 1 yes, 0 no, -1 auto (yes
+                                     * for regression, no for the generative tasks); read
+                                     * it through sgk_config_drift */
         int block_size;
         long probe;
     } kernel;
@@ -100,6 +116,20 @@ typedef struct {
         double tolerance;
         int eigenvectors;           /* boolean */
     } spectrum;
+    struct {
+        int levels;                 /* L noise levels */
+        double sigma_min;           /* smallest noise standard deviation, sigma_L */
+        double sigma_max;           /* largest noise standard deviation, sigma_1 */
+        int locality_bins;          /* distance bins of the locality profile */
+    } denoise;
+    struct {
+        int latent_dim;             /* dimension of the generator's latent input */
+        long latent_points;         /* latent evaluation points (the kernel's order) */
+        int disc_widths[SGK_MAX_HIDDEN];
+        int disc_n_hidden;          /* 0: linear discriminator */
+        double disc_lr;             /* discriminator learning rate; 0 keeps it fixed */
+        int grid;                   /* points per side of the 2-D discriminator field, 0: none */
+    } gan;
     struct {
         char file[SGK_PATH_LEN];
         int retrieval;
@@ -133,6 +163,13 @@ sgk_status sgk_config_override(sgk_config *config, const char *assignment);
 /* Check relations between keys (sizes, class lists, values this version
  * does not implement). Errors are SGK_ERR_USAGE. */
 sgk_status sgk_config_validate(const sgk_config *config);
+
+/* Whether the per-step drift bookkeeping runs: [kernel] drift, with auto resolved by
+ * [train] task. */
+int sgk_config_drift(const sgk_config *config);
+
+/* Name of a [train] task value, as written in the configuration. */
+const char *sgk_task_name(sgk_task task);
 
 /* The resolved configuration as INI text, every key present, which
  * sgk_config_load_file reads back to an identical configuration as long as no line
