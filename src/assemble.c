@@ -40,7 +40,7 @@ static void local_part_free(local_part *part)
 }
 
 static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmatrix *kernel,
-                                    local_part *part)
+                                    int conditioned, local_part *part)
 {
     const sgk_train_plan *plan = ensemble->plan;
     const sgk_dataset *data = plan->data;
@@ -72,8 +72,8 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
                sizeof(double) * d);
 
     /* 2. The first layer's activation Gram does not change during training: keep it when
-     *    it is small enough. */
-    if ((size_t)part->n_rows * part->n_cols <= INPUT_GRAM_CACHE_LIMIT) {
+     *    it is small enough. A conditioning input changes it from part to part. */
+    if (!conditioned && (size_t)part->n_rows * part->n_cols <= INPUT_GRAM_CACHE_LIMIT) {
         part->input_gram = malloc(sizeof(double) * part->n_rows * part->n_cols);
         if (part->input_gram)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)part->n_cols,
@@ -121,29 +121,72 @@ static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, c
     return SGK_OK;
 }
 
-sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
-                               const int *dropped, const double *quadrature_weight,
-                               double scale, sgk_dmatrix *kernel, double *seconds, int *stopped)
+/* Set the last input of every local row and column point to `value`. */
+static void set_condition(local_part *part, int d, double value)
+{
+    for (long i = 0; i < part->n_rows; i++) part->x_rows[i * d + d - 1] = value;
+    for (long j = 0; j < part->n_cols; j++) part->x_cols[j * d + d - 1] = value;
+}
+
+/* Add tr_o Theta(a, a) at parameters w, for every evaluation point a whose diagonal entry
+ * this rank owns, to *trace. One point at a time: the diagonal is a small part of the work. */
+static sgk_status add_local_trace(const sgk_train_plan *plan, local_part *part,
+                                  const sgk_dmatrix *kernel, const double *w,
+                                  const double *preconditioner, double *trace)
+{
+    int d = plan->data->n_features;
+
+    for (long j = 0; j < part->n_cols; j++) {
+        long global = sgk_dmatrix_global_col(kernel, (int)j);
+        for (long i = 0; i < part->n_rows; i++) {
+            if (sgk_dmatrix_global_row(kernel, (int)i) != global) continue;
+            double value = 0.0;
+            const double *x = part->x_cols + j * d;
+            if (preconditioner != NULL) {
+                SGK_CHECK(sgk_tangent_gram_preconditioned(plan->net, w, x, 1, x, 1,
+                                                          preconditioner, 1.0, &value, 1));
+            } else {
+                sgk_mlp_tangent_factors(plan->net, w, x, 1, &part->work, &part->rows, NULL);
+                SGK_CHECK(sgk_tangent_gram(plan->net, &part->rows, &part->rows, NULL, 1, 1.0,
+                                           &value, 1));
+            }
+            *trace += value;
+            break;
+        }
+    }
+    return SGK_OK;
+}
+
+/* Collective. The loop both entry points share: replica by replica in index order,
+ * checkpoint by checkpoint, part by part, so every entry receives its terms in the same
+ * order on every grid. */
+static sgk_status assemble_terms(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                                 const int *dropped, const sgk_assembly_terms *terms,
+                                 double *seconds, int *stopped)
 {
     const sgk_train_plan *plan = ensemble->plan;
     long n_replicas = plan->config->ensemble.replicas;
     int n_checkpoints = plan->n_checkpoints;
+    int n_parts = terms->n_parts;
+    int d = plan->data->n_features;
     size_t per_replica = (size_t)n_checkpoints * plan->net->n_params;
     local_part part;
     sgk_status status;
     double start = sgk_seconds();
 
-    status = local_part_create(ensemble, kernel, &part);
+    status = local_part_create(ensemble, &terms->kernels[0], terms->condition != NULL, &part);
     status = sgk_grid_agree(grid, status, "preparing the kernel assembly");
     if (status != SGK_OK) {
         local_part_free(&part);
         return status;
     }
-    sgk_log(SGK_LOG_INFO, "kernel assembly: local blocks %ld x %ld on rank 0, input Gram %s",
-            part.n_rows, part.n_cols, part.input_gram ? "cached" : "recomputed per checkpoint");
+    sgk_log(SGK_LOG_INFO, "kernel assembly: local blocks %ld x %ld on rank 0, input Gram %s, "
+            "%d part%s", part.n_rows, part.n_cols,
+            part.input_gram ? "cached" : "recomputed per checkpoint", n_parts,
+            n_parts == 1 ? "" : "s");
+    if (terms->trace != NULL)
+        memset(terms->trace, 0, sizeof(double) * n_checkpoints * n_parts);
 
-    /* Replica by replica in index order, checkpoint by checkpoint: every entry receives its
-     * terms in the same order on every grid. */
     /* A rank whose own work failed keeps taking part in the broadcasts, so that no rank
      * waits for it. The status is agreed after the loop. */
     *stopped = 0;
@@ -176,16 +219,53 @@ sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *gri
                 status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's preconditioners "
                                    "failed", r);
         }
+        if (part.n_rows == 0 || part.n_cols == 0) continue;
         for (int c = 0; c < n_checkpoints && status == SGK_OK; c++) {
             size_t offset = (size_t)c * plan->net->n_params;
-            if (part.n_rows == 0 || part.n_cols == 0) break;
-            status = add_checkpoint(plan, &part, part.weights + offset,
-                                    part.precond ? part.precond + offset : NULL,
-                                    scale * quadrature_weight[c], kernel);
+            const double *w = part.weights + offset;
+            const double *precond = part.precond ? part.precond + offset : NULL;
+            for (int p = 0; p < n_parts && status == SGK_OK; p++) {
+                double weight = terms->per_replica
+                                    ? terms->weight[((size_t)r * n_checkpoints + c) * n_parts + p]
+                                    : terms->weight[(size_t)c * n_parts + p];
+                if (terms->condition != NULL) set_condition(&part, d, terms->condition[p]);
+                if (weight != 0.0)
+                    status = add_checkpoint(plan, &part, w, precond, terms->scale * weight,
+                                            &terms->kernels[p]);
+                if (status == SGK_OK && terms->trace != NULL)
+                    status = add_local_trace(plan, &part, &terms->kernels[p], w, precond,
+                                             &terms->trace[(size_t)c * n_parts + p]);
+            }
         }
     }
     status = sgk_grid_agree(grid, status, "assembling the kernel");
     local_part_free(&part);
+    if (status == SGK_OK && terms->trace != NULL
+        && MPI_Allreduce(MPI_IN_PLACE, terms->trace, n_checkpoints * n_parts, MPI_DOUBLE,
+                         MPI_SUM, grid->comm) != MPI_SUCCESS)
+        status = sgk_error(SGK_ERR_IO, "MPI_Allreduce of the kernel traces failed");
     *seconds = sgk_seconds() - start;
     return status;
+}
+
+sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                               const int *dropped, const double *quadrature_weight,
+                               double scale, sgk_dmatrix *kernel, double *seconds, int *stopped)
+{
+    sgk_assembly_terms terms = { .n_parts = 1,
+                                 .kernels = kernel,
+                                 .weight = quadrature_weight,
+                                 .per_replica = 0,
+                                 .scale = scale,
+                                 .condition = NULL,
+                                 .trace = NULL };
+
+    return assemble_terms(ensemble, grid, dropped, &terms, seconds, stopped);
+}
+
+sgk_status sgk_kernel_assemble_parts(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                                     const int *dropped, const sgk_assembly_terms *terms,
+                                     double *seconds, int *stopped)
+{
+    return assemble_terms(ensemble, grid, dropped, terms, seconds, stopped);
 }

@@ -21,4 +21,25 @@ sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *gri
                                double scale, sgk_dmatrix *kernel, double *seconds,
                                int *stopped);
 
+/* Several kernels assembled in one pass over the replicas, for kernels split into parts
+ * (the noise levels of the denoise task). Part p receives
+ * scale * sum over accepted r and c of weight(r, c, p) tr_o Theta_{r,c}, with the last input
+ * of every evaluation point set to condition[p] when `condition` is not NULL. */
+typedef struct {
+    int n_parts;
+    sgk_dmatrix *kernels;    /* n_parts matrices with the same layout */
+    const double *weight;    /* R x C x n_parts when per_replica, else C x n_parts */
+    int per_replica;
+    double scale;
+    const double *condition; /* n_parts values of the last input, or NULL */
+    double *trace;           /* C x n_parts: receives sum over accepted replicas of the
+                              * unweighted tr Theta over all evaluation points, or NULL */
+} sgk_assembly_terms;
+
+/* Collective. sgk_kernel_assemble for several parts at once (see sgk_assembly_terms); a
+ * term of weight 0 is skipped, but its trace is still taken. */
+sgk_status sgk_kernel_assemble_parts(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                                     const int *dropped, const sgk_assembly_terms *terms,
+                                     double *seconds, int *stopped);
+
 #endif

@@ -325,9 +325,7 @@ static sgk_status read_initial_weights(const sgk_config *config, const sgk_datas
     *weights = NULL;
     if (config->model.init_file[0] == '\0') return SGK_OK;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    status = sgk_mlp_create(&net, data->n_features, config->model.widths, config->model.n_hidden,
-                            data->n_outputs, config->model.activation,
-                            config->model.parametrization);
+    status = sgk_run_network(config, data, &net);
     if (status == SGK_OK) {
         *weights = malloc(sizeof(double) * net.n_params);
         if (!*weights) status = sgk_error(SGK_ERR_IO, "out of memory for the initial weights");
@@ -355,9 +353,7 @@ static sgk_status write_final_weights(const sgk_config *config, const sgk_datase
     if (config->output.weights_file[0] == '\0') return SGK_OK;
     if (rank == 0) {
         sgk_mlp net;
-        status = sgk_mlp_create(&net, data->n_features, config->model.widths,
-                                config->model.n_hidden, data->n_outputs, config->model.activation,
-                                config->model.parametrization);
+        status = sgk_run_network(config, data, &net);
         if (status == SGK_OK && results->final_weights == NULL)
             status = sgk_error(SGK_ERR_NUMERIC, "replica 0 diverged, so [output] weights_file = "
                                "%s was not written", config->output.weights_file);
@@ -510,6 +506,8 @@ int main(int argc, char **argv)
     /* 2. Data: rank 0 reads and broadcasts. */
     start = sgk_seconds();
     status = sgk_dataset_load(&config, MPI_COMM_WORLD, &data);
+    if (status == SGK_OK && config.train.task == SGK_TASK_DENOISE)
+        status = sgk_denoise_targets(&data);
     data_seconds = sgk_seconds() - start;
     if (status != SGK_OK) {
         sgk_log(SGK_LOG_ERROR, "%s", sgk_error_message());

@@ -30,12 +30,14 @@ enum {
     DIM_RANK_K,
     DIM_PROBE,
     DIM_NTK_TOP,
+    DIM_LEVEL,
+    DIM_DISTANCE_BIN,
     N_DIMS
 };
 
 static const char *const dim_names[N_DIMS] = {
     "sample", "train", "output", "feature", "replica", "checkpoint", "eig", "rank_k", "probe",
-    "ntk_top"
+    "ntk_top", "level", "distance_bin"
 };
 
 enum {
@@ -82,6 +84,16 @@ enum {
     VAR_NTK_EFFECTIVE_RANK,
     VAR_NTK_SPREAD,
     VAR_NTK_TOP_EIGENVALUES,
+    VAR_NOISE_LEVEL,
+    VAR_LEVEL_TIME,
+    VAR_LEVEL_TRACE,
+    VAR_LEVEL_EIGENVALUES,
+    VAR_LEVEL_SGK,
+    VAR_LOCALITY_DISTANCE,
+    VAR_LOCALITY_COUNT,
+    VAR_LOCALITY_PROFILE,
+    VAR_LOCALITY_PROFILE_NORMALIZED,
+    VAR_LOCALITY_WIDTH,
     N_VARS
 };
 
@@ -268,6 +280,44 @@ static const var_spec var_specs[N_VARS] = {
     [VAR_NTK_TOP_EIGENVALUES] = {"ntk_top_eigenvalues", NC_DOUBLE, 2, {DIM_CHECKPOINT, DIM_NTK_TOP},
                                  "leading eigenvalues of the probe kernel", "1",
                                  "The largest eigenvalues of Theta_c, descending."},
+    [VAR_NOISE_LEVEL] = {"noise_level", NC_DOUBLE, 1, {DIM_LEVEL}, "noise standard deviation",
+                         "1", "sigma_l of the denoise task's geometric schedule, descending; the "
+                         "network takes it as its last input."},
+    [VAR_LEVEL_TIME] = {"level_time", NC_DOUBLE, 2, {DIM_CHECKPOINT, DIM_LEVEL},
+                        "diffusion time per noise level", DIFFUSION_TIME_UNITS,
+                        "Ensemble mean of the learning rates of the steps that trained level l "
+                        "before checkpoint c."},
+    [VAR_LEVEL_TRACE] = {"level_trace", NC_DOUBLE, 2, {DIM_CHECKPOINT, DIM_LEVEL},
+                         "trace of the level kernel", "1",
+                         "Ensemble mean over accepted replicas of sum_a tr_o Theta_c((x_a, "
+                         "sigma_l), (x_a, sigma_l)) over all evaluation points."},
+    [VAR_LEVEL_EIGENVALUES] = {"level_eigenvalues", NC_DOUBLE, 2, {DIM_LEVEL, DIM_EIG},
+                               "level kernel eigenvalues", "1",
+                               "Eigenvalues of K^(l)[train, train] / n, descending."},
+    [VAR_LEVEL_SGK] = {"level_sgk", NC_DOUBLE, 3, {DIM_LEVEL, DIM_SAMPLE, DIM_SAMPLE},
+                       "per-level stochastic gradient kernel", "1",
+                       "K^(l): the kernel of the steps that trained level l, evaluated with "
+                       "sigma_l as the last input and traced over outputs; sgk = sum_l K^(l)."},
+    [VAR_LOCALITY_DISTANCE] = {"locality_distance", NC_DOUBLE, 1, {DIM_DISTANCE_BIN},
+                               "distance bin centre", "1",
+                               "Euclidean distance between two evaluation points at the centre "
+                               "of the bin; the bins split [0, largest distance] evenly."},
+    [VAR_LOCALITY_COUNT] = {"locality_count", NC_DOUBLE, 1, {DIM_DISTANCE_BIN},
+                            "pairs per distance bin", "1",
+                            "Ordered pairs of distinct evaluation points in the bin."},
+    [VAR_LOCALITY_PROFILE] = {"locality_profile", NC_DOUBLE, 2, {DIM_LEVEL, DIM_DISTANCE_BIN},
+                              "mean level kernel per distance bin", "1",
+                              "Mean of K^(l)(x, x') over the pairs in the bin; NaN for an empty "
+                              "bin."},
+    [VAR_LOCALITY_PROFILE_NORMALIZED] = {"locality_profile_normalized", NC_DOUBLE, 2,
+                                         {DIM_LEVEL, DIM_DISTANCE_BIN},
+                                         "mean normalized level kernel per distance bin", "1",
+                                         "Mean of K^(l)(x, x') / sqrt(K^(l)(x, x) K^(l)(x', x')) "
+                                         "over the pairs in the bin; NaN for an empty bin."},
+    [VAR_LOCALITY_WIDTH] = {"locality_width", NC_DOUBLE, 1, {DIM_LEVEL}, "locality half width",
+                            "1", "Distance where locality_profile_normalized first falls to "
+                            "half of its first non-empty bin, interpolated linearly between "
+                            "bin centres; NaN when it never does."},
 };
 
 /* Values that must be identical on every rank, because HDF5 requires every
@@ -500,6 +550,11 @@ static void fill_header(shared_header *header, const sgk_config *config,
     header->present[VAR_REPLICA_DROPPED] = results->replica_dropped != NULL;
     header->dim_length[DIM_PROBE] = results->has_evolution ? results->n_probe : 0;
     header->dim_length[DIM_NTK_TOP] = results->has_evolution ? results->evolution.n_top : 0;
+    header->dim_length[DIM_LEVEL] = results->denoise.n_levels;
+    header->dim_length[DIM_DISTANCE_BIN] = results->denoise.n_bins;
+    for (int v = VAR_NOISE_LEVEL; v <= VAR_LOCALITY_WIDTH; v++)
+        header->present[v] = results->denoise.n_levels > 0 && results->denoise.n_bins > 0;
+    if (header->dim_length[DIM_EIG] == 0) header->present[VAR_LEVEL_EIGENVALUES] = 0;
     for (v = VAR_PROBE_INDEX; v <= VAR_NTK_SPREAD; v++)
         header->present[v] = results->has_evolution && results->n_probe > 0;
     header->present[VAR_NTK_TOP_EIGENVALUES] = header->dim_length[DIM_NTK_TOP] > 0
@@ -628,15 +683,18 @@ static sgk_status define_variable(nc_writer *writer, int v)
  * each chunk is shuffled and deflated at that level. */
 static sgk_status define_block_cyclic_storage(const nc_writer *writer, int v)
 {
-    const int64_t rows = writer->header.dim_length[var_specs[v].dims[0]];
-    const int64_t cols = writer->header.dim_length[var_specs[v].dims[1]];
+    /* A 3-D variable (level_sgk) stacks matrices along its first dimension, one chunk
+     * layer per matrix. */
+    const int layered = var_specs[v].n_dims == 3;
+    const int64_t rows = writer->header.dim_length[var_specs[v].dims[layered]];
+    const int64_t cols = writer->header.dim_length[var_specs[v].dims[layered + 1]];
     const int64_t nb = writer->header.block_size;
-    size_t chunk[2];
+    size_t chunk[3] = { 1, 1, 1 };
     int varid = writer->varids[v];
     char what[128];
 
-    chunk[0] = (size_t)(nb < rows ? nb : rows);
-    chunk[1] = (size_t)(nb < cols ? nb : cols);
+    chunk[layered] = (size_t)(nb < rows ? nb : rows);
+    chunk[layered + 1] = (size_t)(nb < cols ? nb : cols);
     snprintf(what, sizeof what, "setting the chunk shape of variable %s", var_specs[v].name);
     SGK_CHECK(nc_check(nc_def_var_chunking(writer->ncid, varid, NC_CHUNKED, chunk), writer->path,
                        what));
@@ -763,13 +821,15 @@ static sgk_status define_file(nc_writer *writer)
     if (writer->header.present[VAR_SGK]) SGK_CHECK(define_block_cyclic_storage(writer, VAR_SGK));
     if (writer->header.present[VAR_EIGENVECTORS])
         SGK_CHECK(define_block_cyclic_storage(writer, VAR_EIGENVECTORS));
+    if (writer->header.present[VAR_LEVEL_SGK])
+        SGK_CHECK(define_block_cyclic_storage(writer, VAR_LEVEL_SGK));
     if (writer->header.present[VAR_MEMORY_RESIDUAL]) SGK_CHECK(define_analysis_attributes(writer));
     return define_global_attributes(writer);
 }
 
 static int is_block_cyclic(int v)
 {
-    return v == VAR_SGK || v == VAR_EIGENVECTORS;
+    return v == VAR_SGK || v == VAR_EIGENVECTORS || v == VAR_LEVEL_SGK;
 }
 
 /* Set the parallel access mode of every variable. It is independent, because rank 0
@@ -872,6 +932,21 @@ static sgk_status write_evolution_arrays(const nc_writer *writer, const sgk_resu
     return SGK_OK;
 }
 
+/* Rank 0 only. Write the small arrays of the denoise task. */
+static sgk_status write_denoise_arrays(const nc_writer *writer, const sgk_denoise_results *d)
+{
+    SGK_CHECK(put_double(writer, VAR_NOISE_LEVEL, d->noise_level));
+    SGK_CHECK(put_double(writer, VAR_LEVEL_TIME, d->level_time));
+    SGK_CHECK(put_double(writer, VAR_LEVEL_TRACE, d->level_trace));
+    if (writer->header.present[VAR_LEVEL_EIGENVALUES])
+        SGK_CHECK(put_double(writer, VAR_LEVEL_EIGENVALUES, d->level_eigenvalues));
+    SGK_CHECK(put_double(writer, VAR_LOCALITY_DISTANCE, d->bin_center));
+    SGK_CHECK(put_double(writer, VAR_LOCALITY_COUNT, d->bin_count));
+    SGK_CHECK(put_double(writer, VAR_LOCALITY_PROFILE, d->profile));
+    SGK_CHECK(put_double(writer, VAR_LOCALITY_PROFILE_NORMALIZED, d->profile_normalized));
+    return put_double(writer, VAR_LOCALITY_WIDTH, d->width);
+}
+
 /* Rank 0 only. Write every variable except the block-cyclic ones (sgk and the
  * eigenvectors). Their access is independent, so the other ranks go on to write
  * their blocks meanwhile, or wait in the first collective write of a compressed
@@ -915,6 +990,7 @@ static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset 
                                           results->replica_dropped),
                            writer->path, "writing variable replica_dropped"));
     if (present[VAR_PROBE_INDEX]) SGK_CHECK(write_evolution_arrays(writer, results));
+    if (present[VAR_NOISE_LEVEL]) SGK_CHECK(write_denoise_arrays(writer, &results->denoise));
     return SGK_OK;
 }
 
@@ -937,9 +1013,11 @@ static int written_column_blocks(const sgk_dmatrix *matrix, long n_cols, const s
 }
 
 /* Write local block (bi, bj) of `matrix`, cut to the first n_cols columns, into
- * variable v through `tile`, a buffer of nb x nb doubles. */
+ * variable v through `tile`, a buffer of nb x nb doubles; into layer `layer` of a 3-D
+ * variable when layer >= 0. */
 static sgk_status put_block(const nc_writer *writer, int v, const sgk_dmatrix *matrix,
-                            long n_cols, const sgk_grid *grid, int bi, int bj, double *tile)
+                            long n_cols, const sgk_grid *grid, long layer, int bi, int bj,
+                            double *tile)
 {
     /* Local block (bi, bj) starts at local (bi * nb, bj * nb) and is global block
      * (bi * n_prow + my_prow, bj * n_pcol + my_pcol). */
@@ -948,8 +1026,8 @@ static sgk_status put_block(const nc_writer *writer, int v, const sgk_dmatrix *m
     const int rows = matrix->local_rows - i0 < nb ? matrix->local_rows - i0 : nb;
     const long first_col = ((long)bj * grid->n_pcol + grid->my_pcol) * nb;
     int cols = matrix->local_cols - j0 < nb ? matrix->local_cols - j0 : nb;
-    size_t start[2], count[2];
-    int r, c;
+    size_t start[3], count[3];
+    int r, c, at = layer >= 0;
     char what[96];
 
     if (first_col + cols > n_cols) cols = (int)(n_cols - first_col);
@@ -959,10 +1037,12 @@ static sgk_status put_block(const nc_writer *writer, int v, const sgk_dmatrix *m
         for (c = 0; c < cols; c++)
             tile[(size_t)r * cols + c] =
                 matrix->local[(size_t)(i0 + r) + (size_t)(j0 + c) * matrix->lld];
-    start[0] = ((size_t)bi * grid->n_prow + grid->my_prow) * nb;
-    start[1] = (size_t)first_col;
-    count[0] = (size_t)rows;
-    count[1] = (size_t)cols;
+    start[0] = (size_t)layer;
+    count[0] = 1;
+    start[at] = ((size_t)bi * grid->n_prow + grid->my_prow) * nb;
+    start[at + 1] = (size_t)first_col;
+    count[at] = (size_t)rows;
+    count[at + 1] = (size_t)cols;
     snprintf(what, sizeof what, "writing variable %s", var_specs[v].name);
     return nc_check(nc_put_vara_double(writer->ncid, writer->varids[v], start, count, tile),
                     writer->path, what);
@@ -993,7 +1073,7 @@ static sgk_status put_block(const nc_writer *writer, int v, const sgk_dmatrix *m
  * counts are computed here from the grid, so a rank-local netCDF failure would
  * need a library fault or memory exhaustion inside netCDF. */
 static sgk_status write_block_cyclic(const nc_writer *writer, int v, const sgk_dmatrix *matrix,
-                                     long n_cols, const sgk_grid *grid)
+                                     long n_cols, long layer, const sgk_grid *grid)
 {
     const int collective = writer->header.compression > 0;
     const int nb = matrix->nb;
@@ -1026,13 +1106,13 @@ static sgk_status write_block_cyclic(const nc_writer *writer, int v, const sgk_d
 
     for (k = 0; k < n_calls; k++) {
         if (k < n_blocks && status == SGK_OK) {
-            status = put_block(writer, v, matrix, n_cols, grid, (int)(k / col_blocks),
+            status = put_block(writer, v, matrix, n_cols, grid, layer, (int)(k / col_blocks),
                                (int)(k % col_blocks), tile);
         } else if (collective) {
             /* A valid start with count 0 selects nothing but still enters H5Dwrite.
              * A rank whose own write failed keeps making these calls, so the
              * others are not left waiting. */
-            static const size_t origin[2] = {0, 0}, nothing[2] = {0, 0};
+            static const size_t origin[3] = {0, 0, 0}, nothing[3] = {0, 0, 0};
             const double unused = 0.0;
             sgk_status padding_status =
                 nc_check(nc_put_vara_double(writer->ncid, writer->varids[v], origin, nothing,
@@ -1058,14 +1138,20 @@ static sgk_status write_data(const nc_writer *writer, const sgk_dataset *data,
     if (writer->rank == 0) status = write_small_arrays(writer, data, results);
     if (writer->header.present[VAR_SGK]) {
         sgk_status kernel_status =
-            write_block_cyclic(writer, VAR_SGK, &results->sgk, results->sgk.n, grid);
+            write_block_cyclic(writer, VAR_SGK, &results->sgk, results->sgk.n, -1, grid);
         if (status == SGK_OK) status = kernel_status;
     }
     if (writer->header.present[VAR_EIGENVECTORS]) {
         sgk_status vector_status =
             write_block_cyclic(writer, VAR_EIGENVECTORS, &writer->analysis->vectors,
-                               writer->analysis->n_eig, grid);
+                               writer->analysis->n_eig, -1, grid);
         if (status == SGK_OK) status = vector_status;
+    }
+    for (int l = 0; writer->header.present[VAR_LEVEL_SGK] && l < results->denoise.n_levels; l++) {
+        const sgk_dmatrix *level = &results->denoise.level_kernel[l];
+        sgk_status level_status = write_block_cyclic(writer, VAR_LEVEL_SGK, level, level->n, l,
+                                                     grid);
+        if (status == SGK_OK) status = level_status;
     }
     return agree_status(writer->comm, writer->path, status);
 }

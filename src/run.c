@@ -9,6 +9,7 @@
 #include "sgk/run.h"
 #include "sgk/spectrum.h"
 #include "assemble.h"
+#include "denoise_run.h"
 #include "drift.h"
 #include "ensemble.h"
 #include "train.h"
@@ -547,10 +548,14 @@ static sgk_status check_targets(const sgk_config *config, const sgk_dataset *dat
     return SGK_OK;
 }
 
-sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
+sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given,
                               const sgk_grid *grid, const sgk_run_options *options,
                               sgk_results *results)
 {
+    /* The denoise task's network also takes the noise level: its evaluation points carry
+     * sigma_min as their last input. */
+    sgk_dataset conditioned;
+    const sgk_dataset *data = given;
     static const sgk_run_options no_options = { 0 };
     MPI_Comm comm = grid->comm;
     long n_samples = data->n_samples;
@@ -572,11 +577,16 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     }
     memset(&buffers, 0, sizeof buffers);
     memset(&ensemble, 0, sizeof ensemble);
+    memset(&conditioned, 0, sizeof conditioned);
+    if (config->train.task == SGK_TASK_DENOISE) {
+        status = sgk_denoise_condition_data(config, given, &conditioned);
+        status = agree(comm, status);
+        if (status != SGK_OK) return status;
+        data = &conditioned;
+    }
     results->n_replicas = n_replicas;
     results->n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
-    status = sgk_mlp_create(&buffers.net, data->n_features, config->model.widths,
-                            config->model.n_hidden, data->n_outputs, config->model.activation,
-                            config->model.parametrization);
+    status = sgk_run_network(config, given, &buffers.net);
     if (status == SGK_OK) status = make_schedule(config, results);
     if (status == SGK_OK) status = allocate_results(config, data, grid, results);
     status = agree(comm, status);
@@ -639,9 +649,14 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     {
         double seconds = 0.0;
         int stopped = 0;
-        status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
-                                     results->quadrature_weight, 1.0 / (double)n_accepted,
-                                     &results->sgk, &seconds, &stopped);
+        if (config->train.task == SGK_TASK_DENOISE)
+            status = sgk_denoise_assemble(&ensemble, grid, results->replica_dropped, n_accepted,
+                                          results, &results->sgk, &results->denoise, &seconds,
+                                          &stopped);
+        else
+            status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
+                                         results->quadrature_weight, 1.0 / (double)n_accepted,
+                                         &results->sgk, &seconds, &stopped);
         results->phase_seconds[SGK_PHASE_KERNEL] += seconds;
         if (status == SGK_OK && stopped) {
             status = sgk_ensemble_snapshot(&ensemble);
@@ -678,12 +693,24 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     }
     start = sgk_seconds();
     status = analyse(config, data, grid, results);
+    if (status == SGK_OK && config->train.task == SGK_TASK_DENOISE)
+        status = sgk_denoise_analyse(config, data, results->analysis.n_eig, &results->denoise);
     results->phase_seconds[SGK_PHASE_SPECTRUM] = sgk_seconds() - start;
 
 done:
     sgk_ensemble_free(&ensemble);
     run_buffers_free(&buffers);
+    free(conditioned.x);
     return status;
+}
+
+sgk_status sgk_run_network(const sgk_config *config, const sgk_dataset *data, sgk_mlp *net)
+{
+    int inputs = data->n_features + (config->train.task == SGK_TASK_DENOISE ? 1 : 0);
+
+    return sgk_mlp_create(net, inputs, config->model.widths, config->model.n_hidden,
+                          data->n_outputs, config->model.activation,
+                          config->model.parametrization);
 }
 
 void sgk_results_free(sgk_results *results)
@@ -698,6 +725,7 @@ void sgk_results_free(sgk_results *results)
     free(results->eigenvalues);
     sgk_analysis_free(&results->analysis);
     sgk_evolution_free(&results->evolution);
+    sgk_denoise_results_free(&results->denoise);
     free(results->drift);
     free(results->remainder);
     free(results->kernel_machine);

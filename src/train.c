@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sgk/denoise.h"
 #include "sgk/log.h"
 #include "sgk/loss.h"
 #include "sgk/optimizer.h"
@@ -143,8 +144,8 @@ static sgk_status take_checkpoint(const sgk_train_plan *plan, int c, sgk_replica
 /* Minibatch, residuals and gradient sum_{i in batch} J_i^T r_i at the current w; leaves
  * the minibatch's activations and residual-weighted deltas in b->batch_work for the drift.
  * Returns the minibatch loss. */
-static double minibatch_gradient(const sgk_train_plan *plan, long step, long batch_size,
-                                 sgk_rng *batch_rng, sgk_replica_buffers *b)
+static double minibatch_gradient(const sgk_train_plan *plan, long replica, long step,
+                                 long batch_size, sgk_rng *batch_rng, sgk_replica_buffers *b)
 {
     const sgk_dataset *data = plan->data;
     int n_features = data->n_features;
@@ -165,6 +166,9 @@ static double minibatch_gradient(const sgk_train_plan *plan, long step, long bat
         memcpy(b->yb + i * n_outputs, data->y + b->batch[i] * n_outputs,
                sizeof(double) * n_outputs);
     }
+    /* Denoising: the step's noise level perturbs the clean points, which stay the targets. */
+    if (plan->config->train.task == SGK_TASK_DENOISE)
+        sgk_denoise_perturb(plan->config, replica, step, b->xb, batch_size, n_features - 1);
     sgk_mlp_forward(plan->net, b->w, b->xb, (int)batch_size, &b->batch_work, b->fb);
     loss = sgk_loss_eval(plan->config->train.loss, b->fb, b->yb, (int)batch_size, n_outputs,
                          b->rb);
@@ -308,7 +312,7 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
 
         /* 3. Minibatch gradient at w_k, then the optimizer's update from its mean. */
         start = sgk_seconds();
-        double loss = minibatch_gradient(plan, step, batch_size, &rep->batch_rng, b);
+        double loss = minibatch_gradient(plan, rep->replica, step, batch_size, &rep->batch_rng, b);
         if (!isfinite(loss)) {
             record->diverged_step = step;
             break;

@@ -18,7 +18,8 @@ typedef enum {
     SGK_RNG_BATCH = 2,   /* minibatch selection */
     SGK_RNG_NOISE = 3,   /* Langevin noise */
     SGK_RNG_DATA = 4,    /* which examples are drawn from a data set */
-    SGK_RNG_TEACHER = 5  /* synthetic teacher network and its inputs */
+    SGK_RNG_TEACHER = 5, /* synthetic teacher network and its inputs */
+    SGK_RNG_LEVEL = 6    /* denoise task: each step's noise level and noise draws */
 } sgk_rng_purpose;
 
 typedef struct {

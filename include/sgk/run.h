@@ -7,8 +7,10 @@
 #include "sgk/analysis.h"
 #include "sgk/config.h"
 #include "sgk/dataset.h"
+#include "sgk/denoise.h"
 #include "sgk/evolution.h"
 #include "sgk/kernel.h"
+#include "sgk/mlp.h"
 #include "sgk/status.h"
 
 #ifdef __cplusplus
@@ -51,6 +53,7 @@ typedef struct {
     sgk_analysis analysis;    /* spectrum, target analysis, memory residuals, generalization */
     int has_evolution;        /* `evolution` was computed (rank 0) */
     sgk_evolution evolution;  /* rank 0: metrics of probe_mean per checkpoint */
+    sgk_denoise_results denoise; /* per-level kernels of the denoise task (n_levels 0 otherwise) */
     double phase_seconds[SGK_N_PHASES];
 } sgk_results;
 
@@ -71,6 +74,10 @@ typedef struct {
 sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
                               const sgk_grid *grid, const sgk_run_options *options,
                               sgk_results *results);
+
+/* The network a run of `config` on the loaded evaluation set `data` trains: the [model]
+ * MLP from the data's features (and the noise level, for the denoise task) to its outputs. */
+sgk_status sgk_run_network(const sgk_config *config, const sgk_dataset *data, sgk_mlp *net);
 
 void sgk_results_free(sgk_results *results);
 

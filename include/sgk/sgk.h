@@ -6,6 +6,7 @@
 #include "sgk/config.h"
 #include "sgk/rng.h"
 #include "sgk/dataset.h"
+#include "sgk/denoise.h"
 #include "sgk/mlp.h"
 #include "sgk/loss.h"
 #include "sgk/tangent.h"
