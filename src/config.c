@@ -635,12 +635,12 @@ static sgk_status set_denoise_levels(sgk_config *c, const setting *s)
 
 static sgk_status set_denoise_sigma_min(sgk_config *c, const setting *s)
 {
-    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->denoise.sigma_min);
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->denoise.sigma_min);
 }
 
 static sgk_status set_denoise_sigma_max(sgk_config *c, const setting *s)
 {
-    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->denoise.sigma_max);
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->denoise.sigma_max);
 }
 
 static sgk_status set_denoise_locality_bins(sgk_config *c, const setting *s)
@@ -667,7 +667,7 @@ static sgk_status set_gan_disc_widths(sgk_config *c, const setting *s)
 
 static sgk_status set_gan_disc_lr(sgk_config *c, const setting *s)
 {
-    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->gan.disc_lr);
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->gan.disc_lr);
 }
 
 static sgk_status set_gan_grid(sgk_config *c, const setting *s)
