@@ -96,27 +96,69 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
  * widths) the recomputation dominates. Broadcasting each factor set from the rank that
  * trained the replica would then be cheaper. */
 
+/* One point of a factor set, as a factor set of its own. */
+static void factor_view(const sgk_factors *factors, int point, sgk_factors *view)
+{
+    *view = *factors;
+    view->m = 1;
+    view->capacity = 1;
+    for (int l = 0; l < factors->n_layers; l++) {
+        view->act[l] = factors->act[l] + (size_t)point * factors->dims[l];
+        view->delta[l] = factors->delta[l] + (size_t)point * factors->n_outputs * factors->dims[l + 1];
+    }
+}
+
 /* Add weight * tr_o Theta at parameters w to the local entries, column-major with leading
  * dimension lld: the Gram is formed with the columns' points first, so its row-major
- * layout is the local column-major layout. The kernel is symmetric in its two points. */
+ * layout is the local column-major layout. The kernel is symmetric in its two points.
+ * With `trace`, also add the unweighted tr_o Theta(a, a) of every point a whose diagonal
+ * entry this rank owns, from the columns' factors; weight 0 then takes the trace alone. */
 static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, const double *w,
-                                 const double *preconditioner, double weight, sgk_dmatrix *kernel)
+                                 const double *preconditioner, double weight,
+                                 sgk_dmatrix *kernel, double *trace)
 {
     int d = plan->data->n_features;
 
-    if (preconditioner != NULL)
-        return sgk_tangent_gram_preconditioned(plan->net, w, part->x_cols, (int)part->n_cols,
-                                               part->x_rows, (int)part->n_rows, preconditioner,
-                                               weight, kernel->local, kernel->lld);
-    sgk_mlp_tangent_factors(plan->net, w, part->x_cols, (int)part->n_cols, &part->work,
-                            &part->cols, NULL);
-    for (long i0 = 0; i0 < part->n_rows; i0 += ROW_PANEL) {
-        long rows = part->n_rows - i0 < ROW_PANEL ? part->n_rows - i0 : ROW_PANEL;
-        sgk_mlp_tangent_factors(plan->net, w, part->x_rows + i0 * d, (int)rows, &part->work,
-                                &part->rows, NULL);
-        SGK_CHECK(sgk_tangent_gram(plan->net, &part->cols, &part->rows,
-                                   part->input_gram ? part->input_gram + i0 : NULL,
-                                   (int)part->n_rows, weight, kernel->local + i0, kernel->lld));
+    if (preconditioner != NULL) {
+        if (weight != 0.0)
+            SGK_CHECK(sgk_tangent_gram_preconditioned(plan->net, w, part->x_cols,
+                                                      (int)part->n_cols, part->x_rows,
+                                                      (int)part->n_rows, preconditioner, weight,
+                                                      kernel->local, kernel->lld));
+    } else {
+        sgk_mlp_tangent_factors(plan->net, w, part->x_cols, (int)part->n_cols, &part->work,
+                                &part->cols, NULL);
+        for (long i0 = 0; weight != 0.0 && i0 < part->n_rows; i0 += ROW_PANEL) {
+            long rows = part->n_rows - i0 < ROW_PANEL ? part->n_rows - i0 : ROW_PANEL;
+            sgk_mlp_tangent_factors(plan->net, w, part->x_rows + i0 * d, (int)rows, &part->work,
+                                    &part->rows, NULL);
+            SGK_CHECK(sgk_tangent_gram(plan->net, &part->cols, &part->rows,
+                                       part->input_gram ? part->input_gram + i0 : NULL,
+                                       (int)part->n_rows, weight, kernel->local + i0,
+                                       kernel->lld));
+        }
+    }
+    if (trace == NULL) return SGK_OK;
+
+    /* The diagonal: a local column whose global index is also a local row. */
+    for (long j = 0; j < part->n_cols; j++) {
+        long global = sgk_dmatrix_global_col(kernel, (int)j);
+        int owned = 0;
+        for (long i = 0; i < part->n_rows && !owned; i++)
+            owned = sgk_dmatrix_global_row(kernel, (int)i) == global;
+        if (!owned) continue;
+
+        double value = 0.0;
+        const double *x = part->x_cols + j * d;
+        if (preconditioner != NULL) {
+            SGK_CHECK(sgk_tangent_gram_preconditioned(plan->net, w, x, 1, x, 1, preconditioner,
+                                                      1.0, &value, 1));
+        } else {
+            sgk_factors view;
+            factor_view(&part->cols, (int)j, &view);
+            SGK_CHECK(sgk_tangent_gram(plan->net, &view, &view, NULL, 1, 1.0, &value, 1));
+        }
+        *trace += value;
     }
     return SGK_OK;
 }
@@ -126,35 +168,6 @@ static void set_condition(local_part *part, int d, double value)
 {
     for (long i = 0; i < part->n_rows; i++) part->x_rows[i * d + d - 1] = value;
     for (long j = 0; j < part->n_cols; j++) part->x_cols[j * d + d - 1] = value;
-}
-
-/* Add tr_o Theta(a, a) at parameters w, for every evaluation point a whose diagonal entry
- * this rank owns, to *trace. One point at a time: the diagonal is a small part of the work. */
-static sgk_status add_local_trace(const sgk_train_plan *plan, local_part *part,
-                                  const sgk_dmatrix *kernel, const double *w,
-                                  const double *preconditioner, double *trace)
-{
-    int d = plan->data->n_features;
-
-    for (long j = 0; j < part->n_cols; j++) {
-        long global = sgk_dmatrix_global_col(kernel, (int)j);
-        for (long i = 0; i < part->n_rows; i++) {
-            if (sgk_dmatrix_global_row(kernel, (int)i) != global) continue;
-            double value = 0.0;
-            const double *x = part->x_cols + j * d;
-            if (preconditioner != NULL) {
-                SGK_CHECK(sgk_tangent_gram_preconditioned(plan->net, w, x, 1, x, 1,
-                                                          preconditioner, 1.0, &value, 1));
-            } else {
-                sgk_mlp_tangent_factors(plan->net, w, x, 1, &part->work, &part->rows, NULL);
-                SGK_CHECK(sgk_tangent_gram(plan->net, &part->rows, &part->rows, NULL, 1, 1.0,
-                                           &value, 1));
-            }
-            *trace += value;
-            break;
-        }
-    }
-    return SGK_OK;
 }
 
 /* Collective. The loop both entry points share: replica by replica in index order,
@@ -229,12 +242,10 @@ static sgk_status assemble_terms(const sgk_ensemble *ensemble, const sgk_grid *g
                                     ? terms->weight[((size_t)r * n_checkpoints + c) * n_parts + p]
                                     : terms->weight[(size_t)c * n_parts + p];
                 if (terms->condition != NULL) set_condition(&part, d, terms->condition[p]);
-                if (weight != 0.0)
+                double *trace = terms->trace ? &terms->trace[(size_t)c * n_parts + p] : NULL;
+                if (weight != 0.0 || trace != NULL)
                     status = add_checkpoint(plan, &part, w, precond, terms->scale * weight,
-                                            &terms->kernels[p]);
-                if (status == SGK_OK && terms->trace != NULL)
-                    status = add_local_trace(plan, &part, &terms->kernels[p], w, precond,
-                                             &terms->trace[(size_t)c * n_parts + p]);
+                                            &terms->kernels[p], trace);
             }
         }
     }

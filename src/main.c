@@ -287,6 +287,14 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
                          + 2.0 * n * n * factor_width / n_ranks);
     double operations = replicas_per_rank * per_replica + assembly
                         + (10.0 * n_train * n_train * n_train + 2.0 * n * n_train * n_train) / n_ranks;
+    /* The denoise task keeps one kernel per noise level besides the total, assembles each
+     * with the level as an extra input, and solves each level's spectrum. */
+    if (config->train.task == SGK_TASK_DENOISE) {
+        double levels = config->denoise.levels;
+        *bytes += 8.0 * levels * n * n / n_ranks;
+        operations += (levels - 1.0) * assembly
+                      + levels * 10.0 * n_train * n_train * n_train / n_ranks;
+    }
     *seconds = operations / measure_dgemm_rate();
 }
 
