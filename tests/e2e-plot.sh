@@ -363,7 +363,8 @@ if plot_generative denoise-many; then
     check_png "$work/denoise-many-plots/denoise-many-level-spectra.png"
     if [ -e "$work/denoise-many-plots/denoise-many-locality.png" ]; then
         fail "denoise-many-locality.png was written without locality_width"
-    elif grep -q "skipped denoise-many-locality.png: .*'locality_width'" "$work/denoise-many.err"; then
+    elif grep -q "skipped denoise-many-locality.png: .*'locality_width'" \
+        "$work/denoise-many.err"; then
         echo "ok: locality skipped, its message names the missing 'locality_width'"
     else
         fail "no skip message naming 'locality_width' in: $(cat "$work/denoise-many.err")"

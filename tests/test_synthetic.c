@@ -127,7 +127,8 @@ static void check_moments(const moments *m, double mean, double variance, const 
     double sample_variance = m->squares / n;
     double fourth = m->fourth / n;
     double mean_error = N_SIGMA * sqrt(variance / n);
-    double variance_error = N_SIGMA * sqrt(fmax(fourth - sample_variance * sample_variance, 0.0) / n);
+    double fourth_excess = fmax(fourth - sample_variance * sample_variance, 0.0);
+    double variance_error = N_SIGMA * sqrt(fourth_excess / n);
 
     CU_ASSERT(m->count > 100);
     CU_ASSERT(fabs(sample_mean - mean) < mean_error);
