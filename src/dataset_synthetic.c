@@ -10,7 +10,8 @@
  *
  * Both add isotropic Gaussian noise of standard deviation synthetic_noise to the two
  * coordinates. The label is the class or component, and the one target is -1 for an
- * even label and +1 for an odd one.
+ * even label and +1 for an odd one. With [train] loss = xent the targets are one-hot
+ * over the labels instead, as for the IDX sources.
  *
  * Every point has its own substream of the SGK_RNG_DATA stream of [data] seed,
  * replica 0 (point_substream), so a point does not depend on how many points come
@@ -50,6 +51,17 @@ static const char *source_name(const sgk_config *config)
     return config->data.source == SGK_SOURCE_MOONS ? "moons" : "gaussian-mixture";
 }
 
+static int label_count(const sgk_config *config)
+{
+    return config->data.source == SGK_SOURCE_MOONS ? 2 : config->data.mixture_components;
+}
+
+/* Softmax cross-entropy takes one output per label, the others one output of +-1. */
+static int output_count(const sgk_config *config)
+{
+    return config->train.loss == SGK_LOSS_XENT ? label_count(config) : 1;
+}
+
 /* Config validation rejects these values too; tests and tools call the loader
  * directly. [data] classes is ignored, because the labels are fixed by the source. */
 static sgk_status check_keys(const sgk_config *config)
@@ -68,6 +80,10 @@ static sgk_status check_keys(const sgk_config *config)
             return sgk_error(SGK_ERR_USAGE, "data.mixture_radius = %g is invalid; it must be a "
                              "finite number, 0 or more", radius);
     }
+    if (config->train.loss == SGK_LOSS_XENT && label_count(config) < 2)
+        return sgk_error(SGK_ERR_USAGE, "train.loss = xent needs at least 2 classes, but "
+                         "data.mixture_components = 1; use 2 or more components, or loss = "
+                         "mse");
     /* Config validation admits ood = classes only for the IDX sources, whose
      * training classes [data] classes selects; these sources have no such key. */
     if (config->data.ood == SGK_OOD_CLASSES && config->data.n_ood > 0)
@@ -109,6 +125,7 @@ static void draw_points(const sgk_config *config, synthetic_split split, long fi
                         long count, sgk_dataset *data)
 {
     double noise = config->data.synthetic_noise;
+    int outputs = output_count(config);
     sgk_rng rng;
 
     sgk_rng_init(&rng, config->data.seed, 0, SGK_RNG_DATA);
@@ -127,7 +144,10 @@ static void draw_points(const sgk_config *config, synthetic_split split, long fi
         x[1] += noise * sgk_rng_normal(&rng);
 
         data->label[row] = label;
-        data->y[row] = label % 2 == 0 ? -1.0 : 1.0;
+        if (outputs == 1)
+            data->y[row] = label % 2 == 0 ? -1.0 : 1.0;
+        else
+            data->y[row * outputs + label] = 1.0; /* sgk_dataset_alloc zeroed the rest */
     }
 }
 
@@ -143,7 +163,8 @@ sgk_status sgk_dataset_build_synthetic(const sgk_config *config, sgk_dataset *da
         return sgk_error(SGK_ERR_USAGE, "data.source has the value %d, which is neither moons "
                          "nor gaussian-mixture", (int)config->data.source);
     SGK_CHECK(check_keys(config));
-    SGK_CHECK(sgk_dataset_alloc(data, n_train, n_test, n_ood, SYNTHETIC_FEATURES, 1));
+    SGK_CHECK(sgk_dataset_alloc(data, n_train, n_test, n_ood, SYNTHETIC_FEATURES,
+                                output_count(config)));
 
     draw_points(config, SYNTHETIC_SPLIT_TRAIN, 0, n_train, data);
     draw_points(config, SYNTHETIC_SPLIT_TEST, n_train, n_test, data);

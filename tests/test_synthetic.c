@@ -442,6 +442,53 @@ static void test_classes_key_ignored(void)
     sgk_dataset_free(&second);
 }
 
+/* With loss = xent the targets are one-hot over the 2 moons classes or the K mixture
+ * components, with the 1 at the label; K = 1 is rejected. */
+static void test_xent_one_hot_targets(void)
+{
+    static const struct {
+        sgk_source source;
+        int components;
+        int outputs;
+    } cases[] = { { SGK_SOURCE_MOONS, 8, 2 }, { SGK_SOURCE_GAUSSIAN_MIXTURE, 5, 5 } };
+
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sgk_config config;
+        sgk_dataset data;
+        sgk_dataset plain;
+
+        base_config(&config, cases[c].source);
+        config.data.mixture_components = cases[c].components;
+        CU_ASSERT_EQUAL_FATAL(load(&config, &plain), SGK_OK);
+        config.train.loss = SGK_LOSS_XENT;
+        CU_ASSERT_EQUAL_FATAL(load(&config, &data), SGK_OK);
+        CU_ASSERT_EQUAL(data.n_outputs, cases[c].outputs);
+
+        int bad_rows = 0;
+        for (long row = 0; row < data.n_samples; row++) {
+            for (int k = 0; k < data.n_outputs; k++) {
+                double expected = k == data.label[row] ? 1.0 : 0.0;
+                if (data.y[row * data.n_outputs + k] != expected)
+                    bad_rows++;
+            }
+        }
+        CU_ASSERT_EQUAL(bad_rows, 0);
+        /* The loss changes the targets only, not the points or labels. */
+        CU_ASSERT_EQUAL(memcmp(data.x, plain.x, 80 * 2 * sizeof(double)), 0);
+        CU_ASSERT_EQUAL(memcmp(data.label, plain.label, 80 * sizeof(int)), 0);
+        sgk_dataset_free(&data);
+        sgk_dataset_free(&plain);
+    }
+
+    sgk_config config;
+    sgk_dataset data;
+    base_config(&config, SGK_SOURCE_GAUSSIAN_MIXTURE);
+    config.data.mixture_components = 1;
+    config.train.loss = SGK_LOSS_XENT;
+    CU_ASSERT_EQUAL(load(&config, &data), SGK_ERR_USAGE);
+    CU_ASSERT(contains(sgk_error_message(), "data.mixture_components = 1"));
+}
+
 /* ood = shift draws further noiseless points of the same distribution, keeps their
  * labels and targets, and adds SCALE times the pooled standard deviation of the
  * training inputs to each coordinate. */
@@ -565,6 +612,7 @@ int main(int argc, char **argv)
         { "points independent of counts", test_points_independent_of_counts },
         { "noise scales same normals", test_noise_scales_same_normals },
         { "classes key ignored", test_classes_key_ignored },
+        { "xent one-hot targets", test_xent_one_hot_targets },
         { "ood shift", test_ood_shift },
         { "ood noise", test_ood_noise },
         { "invalid keys", test_invalid_keys },
