@@ -26,7 +26,7 @@
 #include "dataset_internal.h"
 #include "sgk/rng.h"
 
-/* Which split a point is drawn for; the value selects bits 32 and up of the point's
+/* Which split a point is drawn for. The value selects bits 32 and up of the point's
  * substream. Starting at 1 keeps clear of substreams 0 to 3 of dataset.c, which
  * ood = noise uses on the same stream. */
 typedef enum {
@@ -62,7 +62,7 @@ static int output_count(const sgk_config *config)
     return config->train.loss == SGK_LOSS_XENT ? label_count(config) : 1;
 }
 
-/* Config validation rejects these values too; tests and tools call the loader
+/* Config validation rejects these values too, but tests and tools call the loader
  * directly. [data] classes is ignored, because the labels are fixed by the source. */
 static sgk_status check_keys(const sgk_config *config)
 {
@@ -85,7 +85,7 @@ static sgk_status check_keys(const sgk_config *config)
                          "data.mixture_components = 1; use 2 or more components, or loss = "
                          "mse");
     /* Config validation admits ood = classes only for the IDX sources, whose
-     * training classes [data] classes selects; these sources have no such key. */
+     * training classes [data] classes selects. These sources have no such selection. */
     if (config->data.ood == SGK_OOD_CLASSES && config->data.n_ood > 0)
         return sgk_error(SGK_ERR_USAGE, "data.ood = classes is not available for source %s, "
                          "whose classes are fixed by the source; use none, noise or "
@@ -170,7 +170,7 @@ sgk_status sgk_dataset_build_synthetic(const sgk_config *config, sgk_dataset *da
     draw_points(config, SYNTHETIC_SPLIT_TEST, n_train, n_test, data);
 
     /* ood = shift takes further points of the same distribution, which the caller
-     * shifts; ood = noise rows are filled by the caller from the training moments. */
+     * shifts. The caller also fills the ood = noise rows from the training moments. */
     if (config->data.ood == SGK_OOD_SHIFT)
         draw_points(config, SYNTHETIC_SPLIT_OOD, n_train + n_test, n_ood, data);
     return SGK_OK;
