@@ -19,6 +19,7 @@
  * label comes first, then (moons only) the angle, then the two noise normals, which
  * are drawn even when synthetic_noise = 0 so that the labels and angles do not
  * depend on the noise level. */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -39,8 +40,8 @@ enum { SYNTHETIC_FEATURES = 2 };
 
 static const double PI = 3.14159265358979323846;
 
-/* Substream of point `index` (0-based within its split). Point counts are below
- * 2^31, because the kernel order is a C int, so the split bits never overlap. */
+/* Substream of point `index` (0-based within its split). check_keys keeps the point
+ * counts at most INT_MAX < 2^32, so the split bits never overlap. */
 static uint64_t point_substream(synthetic_split split, long index)
 {
     return ((uint64_t)split << 32) | (uint64_t)index;
@@ -71,6 +72,12 @@ static sgk_status check_keys(const sgk_config *config)
     if (!(noise >= 0.0) || !isfinite(noise))
         return sgk_error(SGK_ERR_USAGE, "data.synthetic_noise = %g is invalid; it must be a "
                          "finite number, 0 or more", noise);
+    /* Config validation bounds the sum too, because the kernel order is a C int. */
+    if (config->data.n_train > INT_MAX || config->data.n_test > INT_MAX ||
+        sgk_dataset_ood_count(config) > INT_MAX)
+        return sgk_error(SGK_ERR_USAGE, "data.n_train, data.n_test or data.n_ood exceeds %d, "
+                         "the maximum number of points in one split of source %s", INT_MAX,
+                         source_name(config));
     if (config->data.source == SGK_SOURCE_GAUSSIAN_MIXTURE) {
         double radius = config->data.mixture_radius;
         if (config->data.mixture_components < 1)

@@ -4,6 +4,7 @@
  * got the same status, message and arrays. Expected moments come from the closed
  * forms of the two distributions, and expected positions from the curve and centre
  * equations, not from the generator. */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -591,6 +592,13 @@ static void test_invalid_keys(void)
     config.data.mixture_radius = INFINITY;
     CU_ASSERT_EQUAL(load(&config, &data), SGK_ERR_USAGE);
     CU_ASSERT(contains(sgk_error_message(), "data.mixture_radius"));
+
+    /* Each point's substream holds its index in 32 bits, and the check comes before
+     * any allocation. */
+    base_config(&config, SGK_SOURCE_MOONS);
+    config.data.n_test = (long)INT_MAX + 1;
+    CU_ASSERT_EQUAL(load(&config, &data), SGK_ERR_USAGE);
+    CU_ASSERT(contains(sgk_error_message(), "2147483647"));
 
     /* moons has no components, so the mixture keys do not apply to it. */
     base_config(&config, SGK_SOURCE_MOONS);
