@@ -273,13 +273,18 @@ static sgk_status build(const sgk_config *config, sgk_dataset *data)
     case SGK_SOURCE_TEACHER:
         SGK_CHECK(sgk_dataset_build_teacher(config, data));
         break;
+    case SGK_SOURCE_MOONS:
+    case SGK_SOURCE_GAUSSIAN_MIXTURE:
+        SGK_CHECK(sgk_dataset_build_synthetic(config, data));
+        break;
     case SGK_SOURCE_NETCDF:
     case SGK_SOURCE_CSV:
         SGK_CHECK(build_from_file(config, data));
         break;
     default:
         return sgk_error(SGK_ERR_USAGE, "data.source has the invalid value %d; use "
-                         "fashion-mnist, idx, netcdf, csv or teacher", (int)config->data.source);
+                         "fashion-mnist, idx, netcdf, csv, teacher, moons or "
+                         "gaussian-mixture", (int)config->data.source);
     }
 
     sgk_status status = SGK_OK;

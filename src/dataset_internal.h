@@ -1,6 +1,7 @@
 /* Private interface between the dataset modules: dataset.c (collective loading,
  * out-of-distribution points derived from the training inputs), dataset_idx.c (IDX
- * folders), dataset_teacher.c (synthetic teacher network), dataset_netcdf.c and
+ * folders), dataset_teacher.c (synthetic teacher network), dataset_synthetic.c
+ * (moons and gaussian-mixture point clouds in the plane), dataset_netcdf.c and
  * dataset_csv.c (one file of points). The builders run on one process and fill a
  * dataset that sgk_dataset_alloc sized. */
 #ifndef SGK_DATASET_INTERNAL_H
@@ -34,6 +35,10 @@ sgk_status sgk_dataset_build_idx(const sgk_config *config, sgk_dataset *data);
 
 /* Build the evaluation set of source teacher, with the same exceptions. */
 sgk_status sgk_dataset_build_teacher(const sgk_config *config, sgk_dataset *data);
+
+/* Build the evaluation set of source moons or gaussian-mixture, with the same
+ * exceptions. */
+sgk_status sgk_dataset_build_synthetic(const sgk_config *config, sgk_dataset *data);
 
 /* Where a file source (netcdf, csv) takes the ood rows of the evaluation set from. */
 typedef enum {

@@ -300,6 +300,9 @@ config_case ood-without-n-ood 'data.n_ood'
 config_case sizes-exceed-int 'exceeds 2147483647'
 config_case path-empty 'data.path'
 config_case ood-classes-for-teacher 'labelled source'
+config_case mixture-components-zero 'data.mixture_components'
+config_case synthetic-noise-negative 'data.synthetic_noise'
+config_case ood-classes-for-moons 'labelled source'
 
 # Generated configuration files.
 mkdir "$work/config"
@@ -336,6 +339,12 @@ expect cli/path-with-tab 1 'control characters' --set "data.path=/tmp/a	b"
 expect cli/output-file-empty 1 'output.file' --set output.file=
 expect cli/n-train-overflows-long 1 'data.n_train' --set data.n_train=9223372036854775808
 expect cli/steps-hexadecimal 1 'train.steps' --set train.steps=0x10
+expect cli/mixture-radius-nan 1 'data.mixture_radius' --set data.source=gaussian-mixture \
+    --set data.mixture_radius=nan
+# The 2-D sources need no files, so a dry run with valid keys must pass. This keeps the
+# case above from passing on an error unrelated to the key.
+# shellcheck disable=SC2086
+expect cli/mixture-valid 0 'dry run' $small --set data.source=gaussian-mixture --dry-run
 
 # ---------------------------------------------------------------------------------------
 # IDX folders (sources idx and fashion-mnist): exit status 2, generated here.

@@ -2,7 +2,9 @@
 # End-to-end: sgk-plot draws every figure whose variables a real teacher run stored, and
 # every figure of a file that contains all of them. Each PNG must be valid. Figures whose
 # variables are missing must be skipped with a message naming them, and unusable input
-# must give the documented exit status.
+# must give the documented exit status. The figures of the generative tasks are drawn
+# from written denoise and gan files, and must be skipped without a message for files
+# that have none of their variables.
 set -u
 
 : "${MPIEXEC:=mpirun}"
@@ -40,6 +42,23 @@ required_variables() {
         memory-residual) echo "memory_residual split" ;;
         probe-kernel) echo "probe_kernel" ;;
     esac
+}
+
+# Figures of the generative tasks, which a file without their variables skips silently.
+generative_figures="level-traces level-spectra locality gan-field"
+
+# check_no_generative DIR STEM STDERR: no figure of the generative tasks in DIR, and no
+# message about one in STDERR.
+check_no_generative() {
+    for figure in $generative_figures; do
+        if [ -e "$1/$2-$figure.png" ]; then
+            fail "$1/$2-$figure.png was written for a file without its variables"
+        elif grep -q -- "$2-$figure.png" "$3"; then
+            fail "a file without the $figure variables gave a message: $(cat "$3")"
+        else
+            echo "ok: $figure skipped silently for $2"
+        fi
+    done
 }
 
 # big_endian_u32 FILE OFFSET: the unsigned 32-bit big-endian integer at OFFSET.
@@ -146,6 +165,7 @@ else
     if "$plot" "$teacher" --out "$work/teacher-plots" >"$work/teacher.out" 2>"$work/teacher.err"; then
         cat "$work/teacher.out" "$work/teacher.err"
         check_figures "$teacher" "$work/teacher-plots" "$work/teacher.err"
+        check_no_generative "$work/teacher-plots" teacher "$work/teacher.err"
         if [ -e "$work/teacher-plots/teacher-domingos.png" ]; then
             expected=$("$PYTHON_NC" -c 'import sys, numpy, netCDF4
 with netCDF4.Dataset(sys.argv[1]) as d:
@@ -218,9 +238,146 @@ if "$plot" "$full" --out "$work/full-plots" >"$work/full.out" 2>"$work/full.err"
         check_png "$work/full-plots/full-$figure.png"
     done
     check_rms_gap "$full" "$work/full.out" 0.25
+    check_no_generative "$work/full-plots" full "$work/full.err"
 else
     fail "sgk-plot exited with $? on the file with every variable: $(cat "$work/full.err")"
 fi
+
+# 3. Files of the generative tasks with the variables their figures read, in the
+# documented dimensions:
+#  - denoise.nc: 5 noise levels, the last with fewer eigenvalues (NaN padding), one
+#    distance bin without pairs and one level without a locality width;
+#  - denoise-many.nc: 12 levels, which get a colour bar in place of a legend, and no
+#    locality_width, so that the locality figure is skipped with a message;
+#  - gan.nc: a 15 x 15 grid of discriminator values in shuffled order;
+#  - gan-scattered.nc: scattered field points, which are no rectangular grid;
+#  - gan-3d.nc: 3 outputs, for which the field is not drawn.
+"$PYTHON_NC" - "$work" <<'EOF'
+import os
+import sys
+import numpy
+import netCDF4
+
+folder = sys.argv[1]
+generator = numpy.random.default_rng(11)
+
+
+def create(name, dimensions):
+    d = netCDF4.Dataset(os.path.join(folder, name), "w")
+    for dimension, size in dimensions.items():
+        d.createDimension(dimension, size)
+    return d
+
+
+def put(d, name, dims, values, units="1"):
+    variable = d.createVariable(name, "f8", dims)
+    variable[...] = values
+    variable.units = units
+
+
+def write_denoise(name, levels, with_width):
+    checkpoints, eigs, bins = 4, 10, 12
+    with create(name, {"checkpoint": checkpoints, "level": levels, "eig": eigs,
+                       "distance_bin": bins}) as d:
+        time = numpy.linspace(0.0, 2.0, checkpoints)
+        sigma = 0.02 * 100.0 ** (numpy.arange(levels)[::-1] / (levels - 1))
+        put(d, "checkpoint_time", ("checkpoint",), time,
+            units="diffusion time (sum of learning rates)")
+        put(d, "noise_level", ("level",), sigma, units="input units")
+        put(d, "level_time", ("checkpoint", "level"),
+            numpy.outer(time, numpy.ones(levels)) / levels)
+        # Traces spanning 4 decades over the levels, so the y axis turns logarithmic.
+        put(d, "level_trace", ("checkpoint", "level"), numpy.outer(1.0 + time, sigma ** -2.0))
+        eigenvalues = numpy.outer(sigma ** -1.0, 2.0 ** -numpy.arange(eigs))
+        eigenvalues[-1, eigs // 2:] = numpy.nan
+        put(d, "level_eigenvalues", ("level", "eig"), eigenvalues)
+        distance = (numpy.arange(bins) + 0.5) * 0.25
+        count = generator.integers(1, 50, bins)
+        count[7] = 0
+        put(d, "locality_distance", ("distance_bin",), distance, units="input units")
+        d.createVariable("locality_count", "i8", ("distance_bin",))[:] = count
+        # Gaussian profiles of width 0.5 + sigma, which narrow as sigma falls.
+        normalized = numpy.exp(-distance[None, :] ** 2 / (2.0 * (0.5 + sigma[:, None]) ** 2))
+        normalized[:, 7] = numpy.nan
+        put(d, "locality_profile_normalized", ("level", "distance_bin"), normalized)
+        put(d, "locality_profile", ("level", "distance_bin"), normalized * sigma[:, None] ** -2.0)
+        if with_width:
+            width = (0.5 + sigma) * numpy.sqrt(2.0 * numpy.log(2.0))
+            width[0] = numpy.nan
+            put(d, "locality_width", ("level",), width, units="input units")
+
+
+def write_gan(name, outputs, grid_points):
+    checkpoints, samples, latent, reals = 3, 20, 2, 50
+    with create(name, {"checkpoint": checkpoints, "sample": samples, "feature": latent,
+                       "output": outputs, "real": reals,
+                       "grid_point": grid_points.shape[0]}) as d:
+        put(d, "x", ("sample", "feature"), generator.normal(size=(samples, latent)))
+        put(d, "f_mean", ("checkpoint", "sample", "output"),
+            generator.normal(size=(checkpoints, samples, outputs)))
+        put(d, "real_x", ("real", "output"), generator.normal(size=(reals, outputs)))
+        # D(x) = -|x - c|^2 / 2 with c = (0.5, ..., 0.5), so the gradient is c - x.
+        centre = numpy.full(outputs, 0.5)
+        put(d, "disc_grid", ("grid_point", "output"), grid_points)
+        put(d, "disc_value", ("grid_point",),
+            -0.5 * numpy.sum((grid_points - centre) ** 2, axis=1))
+        put(d, "disc_gradient", ("grid_point", "output"), centre - grid_points)
+
+
+write_denoise("denoise.nc", 5, True)
+write_denoise("denoise-many.nc", 12, False)
+side = numpy.linspace(-3.0, 3.0, 15)
+grid = numpy.array([(x, y) for y in side for x in side])
+write_gan("gan.nc", 2, grid[generator.permutation(grid.shape[0])])
+write_gan("gan-scattered.nc", 2, generator.uniform(-3.0, 3.0, size=(200, 2)))
+write_gan("gan-3d.nc", 3, generator.uniform(-3.0, 3.0, size=(30, 3)))
+EOF
+
+# plot_generative STEM: run sgk-plot on $work/STEM.nc into $work/STEM-plots, keeping its
+# output in $work/STEM.out and $work/STEM.err; status 1 when it fails.
+plot_generative() {
+    if "$plot" "$work/$1.nc" --out "$work/$1-plots" >"$work/$1.out" 2>"$work/$1.err"; then
+        cat "$work/$1.out" "$work/$1.err"
+        return 0
+    fi
+    fail "sgk-plot exited with $? on $1.nc: $(cat "$work/$1.err")"
+    return 1
+}
+
+if plot_generative denoise; then
+    for figure in level-traces level-spectra locality; do
+        check_png "$work/denoise-plots/denoise-$figure.png"
+    done
+    if grep -q "denoise-gan-field.png" "$work/denoise.out" "$work/denoise.err"; then
+        fail "the denoise file gave a gan-field figure or message"
+    fi
+    # Level 0 has no width, and the note counts it.
+    if grep -q "denoise-locality.png (1 level(s) without a width" "$work/denoise.out"; then
+        echo "ok: the locality note counts the level without a width"
+    else
+        fail "no note of 1 level without a width in: $(cat "$work/denoise.out")"
+    fi
+fi
+if plot_generative denoise-many; then
+    check_png "$work/denoise-many-plots/denoise-many-level-traces.png"
+    check_png "$work/denoise-many-plots/denoise-many-level-spectra.png"
+    if [ -e "$work/denoise-many-plots/denoise-many-locality.png" ]; then
+        fail "denoise-many-locality.png was written without locality_width"
+    elif grep -q "skipped denoise-many-locality.png: .*'locality_width'" \
+        "$work/denoise-many.err"; then
+        echo "ok: locality skipped, its message names the missing 'locality_width'"
+    else
+        fail "no skip message naming 'locality_width' in: $(cat "$work/denoise-many.err")"
+    fi
+fi
+for stem in gan gan-scattered; do
+    if plot_generative "$stem"; then
+        check_png "$work/$stem-plots/$stem-gan-field.png"
+        if grep -q -e "$stem-level-" -e "$stem-locality" "$work/$stem.out" "$work/$stem.err"; then
+            fail "the gan file $stem.nc gave a denoise figure or message"
+        fi
+    fi
+done
 
 # expect_exit STATUS PATTERN ARGS...: sgk-plot ARGS exits with STATUS, writes no PNG
 # and prints PATTERN on standard error.
@@ -242,8 +399,8 @@ expect_exit() {
     fi
 }
 
-# 3. Unusable input: no plottable variable, a missing file, a file that is not NetCDF,
-# a bad option.
+# 4. Unusable input: no plottable variable, a missing file, a file that is not NetCDF,
+# a bad option, a discriminator field of 3-D data.
 "$PYTHON_NC" -c 'import sys, netCDF4
 with netCDF4.Dataset(sys.argv[1], "w") as d:
     d.createDimension("sample", 3)
@@ -253,8 +410,9 @@ expect_exit 2 "no figure drawn" "$work/bare.nc"
 expect_exit 4 "$work/does-not-exist.nc" "$work/does-not-exist.nc"
 expect_exit 4 "$work/text.nc" "$work/text.nc"
 expect_exit 1 "unrecognized arguments" "$full" --frobnicate
+expect_exit 2 "2-D data only" "$work/gan-3d.nc"
 
-# 4. An interpreter without netCDF4, simulated by a module of that name that raises
+# 5. An interpreter without netCDF4, simulated by a module of that name that raises
 # ImportError. The message must name the Debian package.
 mkdir "$work/broken-modules"
 echo 'raise ImportError("netCDF4 hidden by e2e-plot.sh")' > "$work/broken-modules/netCDF4.py"
