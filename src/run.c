@@ -11,6 +11,7 @@
 #include "assemble.h"
 #include "drift.h"
 #include "ensemble.h"
+#include "gan.h"
 #include "train.h"
 
 static const char *const phase_names[SGK_N_PHASES] = {
@@ -289,6 +290,7 @@ typedef struct {
     sgk_mlp net;
     double *probe_x;            /* P x d_0 inputs of the probe points */
     double *probe_gram;         /* P x P, <x_p, x_q> */
+    sgk_gan_plan gan;           /* GAN mode: discriminator and real samples */
 } run_buffers;
 
 static void run_buffers_free(run_buffers *buffers)
@@ -572,8 +574,19 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     }
     memset(&buffers, 0, sizeof buffers);
     memset(&ensemble, 0, sizeof ensemble);
+    /* GAN mode (gan.c): the evaluation set becomes the latent points and the data source
+     * provides the real samples. It has no probe kernels. */
+    const sgk_dataset *real = data;
+    if (config->train.task == SGK_TASK_GAN) {
+        status = sgk_gan_results_prepare(config, real, grid->rank, &results->gan);
+        status = agree(comm, status);
+        if (status != SGK_OK) goto done;
+        data = &results->gan.latent;
+        n_samples = data->n_samples;
+    }
     results->n_replicas = n_replicas;
     results->n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
+    if (results->gan.enabled) results->n_probe = 0;
     status = sgk_mlp_create(&buffers.net, data->n_features, config->model.widths,
                             config->model.n_hidden, data->n_outputs, config->model.activation,
                             config->model.parametrization);
@@ -588,6 +601,10 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     /* 2. This rank's replicas, their plan, and a restored state when restarting. */
     status = prepare_plan(config, data, results, &buffers, &plan);
     plan.initial_weights = options->initial_weights;
+    if (status == SGK_OK && results->gan.enabled) {
+        status = sgk_gan_plan_create(config, real, &buffers.net, &buffers.gan);
+        plan.gan = &buffers.gan;
+    }
     if (status == SGK_OK)
         status = sgk_ensemble_create(&ensemble, &plan, comm, sgk_config_drift(config),
                                      config->train.on_divergence == SGK_DIVERGENCE_DROP);
@@ -639,9 +656,14 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     {
         double seconds = 0.0;
         int stopped = 0;
-        status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
-                                     results->quadrature_weight, 1.0 / (double)n_accepted,
-                                     &results->sgk, &seconds, &stopped);
+        if (plan.gan != NULL)
+            status = sgk_gan_kernel_assemble(&ensemble, grid, results->replica_dropped,
+                                             results->quadrature_weight, 1.0 / (double)n_accepted,
+                                             &results->sgk, &seconds, &stopped);
+        else
+            status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
+                                         results->quadrature_weight, 1.0 / (double)n_accepted,
+                                         &results->sgk, &seconds, &stopped);
         results->phase_seconds[SGK_PHASE_KERNEL] += seconds;
         if (status == SGK_OK && stopped) {
             status = sgk_ensemble_snapshot(&ensemble);
@@ -658,6 +680,9 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     /* 6. The rank-0 statistics. */
     start = sgk_seconds();
     status = reduce_ensemble(config, data, grid, &ensemble, n_accepted, results);
+    if (status == SGK_OK && plan.gan != NULL)
+        status = sgk_gan_field(&ensemble, grid, results->replica_dropped, n_accepted,
+                               &results->gan);
     results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
     if (status != SGK_OK) goto done;
     if (options->keep_first_weights)
@@ -709,6 +734,7 @@ void sgk_results_free(sgk_results *results)
     free(results->probe_var);
     free(results->replica_dropped);
     free(results->final_weights);
+    sgk_gan_results_free(&results->gan);
     sgk_dmatrix_free(&results->sgk);
     memset(results, 0, sizeof *results);
 }
