@@ -667,7 +667,7 @@ static sgk_status set_gan_disc_widths(sgk_config *c, const setting *s)
 
 static sgk_status set_gan_disc_lr(sgk_config *c, const setting *s)
 {
-    return parse_real(s, (real_interval){ 0.0, true, INFINITY, true }, &c->gan.disc_lr);
+    return parse_real(s, (real_interval){ 0.0, false, INFINITY, true }, &c->gan.disc_lr);
 }
 
 static sgk_status set_gan_grid(sgk_config *c, const setting *s)
