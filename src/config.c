@@ -1329,8 +1329,8 @@ static sgk_status check_task(const sgk_config *c)
         if (c->data.ood != SGK_OOD_NONE)
             return sgk_error(SGK_ERR_USAGE, "data.ood does not apply to train.task = gan, "
                              "whose evaluation points are latent points; set data.ood = none");
-        /* Weight files describe one network on the data's inputs; a GAN replica holds a
-         * generator on latent inputs and a discriminator. */
+        /* Weight files describe one network on the data's inputs, but a GAN replica
+         * contains a generator on latent inputs and a discriminator. */
         if (c->model.init_file[0] != '\0')
             return sgk_error(SGK_ERR_USAGE, "model.init_file is not available with train.task "
                              "= gan; remove the key");

@@ -312,8 +312,8 @@ static int gan_step(const sgk_train_plan *plan, sgk_replica *rep, gan_buffers *g
 }
 
 /* Checkpoint c: generated samples of the latent points, parameters, and the two losses.
- * loss_train is the discriminator loss, the mean of softplus(-D) over the n real training
- * samples plus the mean of softplus(D) over the N generated latent points; loss_test is
+ * loss_train is the discriminator loss: the mean of softplus(-D) over the n real training
+ * samples plus the mean of softplus(D) over the N generated latent points. loss_test is
  * the generator loss, the mean of softplus(-D) over the generated latent points. */
 static void take_checkpoint(const sgk_train_plan *plan, int c, const sgk_replica *rep,
                             gan_buffers *g, sgk_replica_record *record)

@@ -1,8 +1,8 @@
 #!/bin/sh
 # End-to-end: a GAN run on 2-D data writes the GAN variables and leaves out the target
-# analyses; 1, 2 and 3 ranks agree to 1e-12 relative (the ranks only change the order
-# of sums over replicas and the process grid, a few ulps); a run stopped by a signal and
-# resumed with --restart is bitwise identical to an uninterrupted one.
+# analyses. Runs at 1, 2 and 3 ranks agree to 1e-12 relative, because the ranks only
+# change the order of sums over replicas and the process grid (a few ulps). A run stopped
+# by a signal and resumed with --restart is bitwise identical to an uninterrupted one.
 set -u
 
 : "${MPIEXEC:=mpirun}"
@@ -26,8 +26,8 @@ set -- --quiet --set data.source=teacher --set data.n_train=120 --set data.n_tes
     --set train.batch_size=16 --set gan.latent_points=40 --set gan.disc_widths=16 \
     --set gan.disc_lr=0.004 --set gan.grid=5 --set ensemble.replicas=5 \
     --set kernel.checkpoints=4 --set kernel.block_size=8
-# memory_residual is left out of the rank comparison: every latent point is a training
-# point, so it is 0 up to rounding and its relative deviation means nothing; the restart
+# memory_residual is left out of the rank comparison. Every latent point is a training
+# point, so it is 0 up to rounding and its relative deviation means nothing. The restart
 # comparison, which is bitwise, includes it.
 variables="x sgk eigenvalues f_mean f_var loss_train loss_test real_x disc_grid disc_value disc_gradient"
 
