@@ -100,16 +100,16 @@ void sgk_ensemble_free(sgk_ensemble *ensemble)
 static void attach_record(sgk_ensemble *ensemble, long r)
 {
     int n_checkpoints = ensemble->plan->n_checkpoints;
+    long n_params = sgk_train_plan_params(ensemble->plan);
 
     ensemble->record.f = ensemble->f_local + r * ensemble->per_replica;
     ensemble->record.loss_train = ensemble->loss_train_local + r * n_checkpoints;
     ensemble->record.loss_test = ensemble->loss_test_local + r * n_checkpoints;
     ensemble->record.probe_kernel = ensemble->probe_local + r * ensemble->per_probe;
-    ensemble->record.weights = ensemble->weights_local
-                               + (size_t)r * n_checkpoints * sgk_train_plan_params(ensemble->plan);
+    ensemble->record.weights = ensemble->weights_local + (size_t)r * n_checkpoints * n_params;
     ensemble->record.preconditioner =
         ensemble->precond_local
-            ? ensemble->precond_local + (size_t)r * n_checkpoints * sgk_train_plan_params(ensemble->plan)
+            ? ensemble->precond_local + (size_t)r * n_checkpoints * n_params
             : NULL;
 }
 

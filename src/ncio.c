@@ -294,6 +294,33 @@ static const var_spec var_specs[N_VARS] = {
                            "samples are pushed."},
 };
 
+/* long_name and description of the variables whose meaning changes in GAN mode, where the
+ * evaluation points are latent points and the network is the generator. */
+static const struct {
+    const char *long_name;
+    const char *description;
+} gan_texts[N_VARS] = {
+    [VAR_X] = {"latent points", "GAN mode: the latent evaluation points z_a, standard normals "
+               "drawn with the data seed; every one is a training point."},
+    [VAR_LOSS_TRAIN] = {"discriminator loss per replica",
+                        "GAN mode: mean of softplus(-D(x)) over the real samples plus mean of "
+                        "softplus(D(G(z))) over the generated latent points, at each "
+                        "checkpoint."},
+    [VAR_LOSS_TEST] = {"generator loss per replica",
+                       "GAN mode: mean of softplus(-D(G(z))) over the generated latent points, "
+                       "at each checkpoint."},
+    [VAR_F_MEAN] = {"ensemble mean of the generated samples",
+                    "GAN mode: mean over replicas of G(z; w) at each checkpoint and latent "
+                    "point."},
+    [VAR_F_VAR] = {"ensemble variance of the generated samples",
+                   "GAN mode: unbiased variance over replicas (divisor R - 1) of G(z; w) at "
+                   "each checkpoint and latent point; NaN when there is one replica."},
+    [VAR_SGK] = {"generator kernel",
+                 "GAN mode: K(z, z') = (1/R) sum_r sum_c omega_c g(z)^T J_G(z) J_G(z')^T g(z'), "
+                 "the generator's tangent kernel weighted through the discriminator's input "
+                 "gradient g at the generated samples, integrated over diffusion time."},
+};
+
 /* Values that must be identical on every rank, because HDF5 requires every
  * rank to define the same dimensions, variables and attributes. Rank 0's copy is
  * broadcast. */
@@ -643,6 +670,9 @@ static sgk_status put_text_attribute(const nc_writer *writer, int varid, const c
 static sgk_status define_variable(nc_writer *writer, int v)
 {
     const var_spec *spec = &var_specs[v];
+    int gan = writer->header.dim_length[DIM_REAL] > 0 && gan_texts[v].long_name != NULL;
+    const char *long_name = gan ? gan_texts[v].long_name : spec->long_name;
+    const char *description = gan ? gan_texts[v].description : spec->description;
     int dimids[3], d, ncid = writer->ncid;
     char what[160];
 
@@ -651,10 +681,10 @@ static sgk_status define_variable(nc_writer *writer, int v)
     SGK_CHECK(nc_check(nc_def_var(ncid, spec->name, spec->type, spec->n_dims, dimids,
                                   &writer->varids[v]),
                        writer->path, what));
-    SGK_CHECK(put_text_attribute(writer, writer->varids[v], "long_name", spec->long_name));
+    SGK_CHECK(put_text_attribute(writer, writer->varids[v], "long_name", long_name));
     if (spec->units)
         SGK_CHECK(put_text_attribute(writer, writer->varids[v], "units", spec->units));
-    return put_text_attribute(writer, writer->varids[v], "description", spec->description);
+    return put_text_attribute(writer, writer->varids[v], "description", description);
 }
 
 /* Chunk a block-cyclic variable (sgk or eigenvectors) in block_size x block_size

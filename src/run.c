@@ -604,6 +604,10 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
     if (status == SGK_OK && results->gan.enabled) {
         status = sgk_gan_plan_create(config, real, &buffers.net, &buffers.gan);
         plan.gan = &buffers.gan;
+        if (status == SGK_OK)
+            sgk_log(SGK_LOG_INFO, "GAN: generator %ld and discriminator %ld parameters, %ld "
+                    "real samples, %ld latent points", buffers.net.n_params,
+                    buffers.gan.disc.n_params, real->n_train, n_samples);
     }
     if (status == SGK_OK)
         status = sgk_ensemble_create(&ensemble, &plan, comm, sgk_config_drift(config),

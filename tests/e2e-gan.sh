@@ -50,7 +50,8 @@ if [ -r "$work/np2.nc" ]; then
         "double disc_grid(grid_point, output)" "double disc_value(grid_point)" \
         "double disc_gradient(grid_point, output)" "double x(sample, feature)" \
         "sample = 40 ;" "feature = 2 ;" "output = 2 ;" "double sgk(sample, sample)" \
-        "double memory_residual(sample)"; do
+        "double memory_residual(sample)" 'loss_test:long_name = "generator loss per replica"' \
+        'x:long_name = "latent points"'; do
         grep -qF "$pattern" "$work/header.txt" || fail "the header lacks '$pattern'"
     done
     for absent in "double y(" "target_coeff(" "alignment(" "point_error(" "probe_kernel("; do

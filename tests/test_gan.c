@@ -116,7 +116,8 @@ static void test_linear_closed_form(void)
     /* 1. The latent points are the documented stream, row by row. */
     sgk_rng_init(&rng, config->data.seed, 0, SGK_RNG_LATENT_POINTS);
     long latent_mismatches = 0;
-    for (int k = 0; k < n_latent * latent_dim; k++) latent_mismatches += z[k] != sgk_rng_normal(&rng);
+    for (int k = 0; k < n_latent * latent_dim; k++)
+        latent_mismatches += z[k] != sgk_rng_normal(&rng);
     CU_ASSERT_EQUAL(latent_mismatches, 0);
 
     /* 2. The kernel against the closed form. */
@@ -133,7 +134,8 @@ static void test_linear_closed_form(void)
     for (int i = 0; i < n_latent; i++)
         for (int j = 0; j < n_latent; j++) {
             double dot = 1.0;
-            for (int k = 0; k < latent_dim; k++) dot += z[i * latent_dim + k] * z[j * latent_dim + k];
+            for (int k = 0; k < latent_dim; k++)
+                dot += z[i * latent_dim + k] * z[j * latent_dim + k];
             double expected = mean_norm2 * dot * t_final;
             scale = fmax(scale, fabs(expected));
             error = fmax(error, fabs(run.sgk[(size_t)i * n_latent + j] - expected));
@@ -154,7 +156,8 @@ static void test_linear_closed_form(void)
         double x[2];
         for (int o = 0; o < 2; o++) {
             x[o] = w[6 + o];
-            for (int k = 0; k < latent_dim; k++) x[o] += w[o * latent_dim + k] * z[i * latent_dim + k];
+            for (int k = 0; k < latent_dim; k++)
+                x[o] += w[o * latent_dim + k] * z[i * latent_dim + k];
         }
         double d = v[0] * x[0] + v[1] * x[1] + v[2];
         fake_sum += softplus(d);
