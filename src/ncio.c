@@ -561,9 +561,9 @@ static void fill_header(shared_header *header, const sgk_config *config,
     header->dim_length[DIM_GRID_POINT] = results->gan.enabled ? results->gan.n_grid : 0;
     header->present[VAR_Y] = !results->gan.enabled;
     for (v = VAR_TARGET_COEFF; v <= VAR_REMAINING_ENERGY; v++)
-        header->present[v] = analysis && analysis->has_targets;
-    header->present[VAR_ALIGNMENT] = analysis && analysis->has_targets;
-    header->present[VAR_ALIGNMENT_CENTERED] = analysis && analysis->has_targets;
+        header->present[v] = analysis && !analysis->without_targets;
+    header->present[VAR_ALIGNMENT] = analysis && !analysis->without_targets;
+    header->present[VAR_ALIGNMENT_CENTERED] = analysis && !analysis->without_targets;
     header->present[VAR_REAL_X] = header->dim_length[DIM_REAL] > 0;
     for (v = VAR_DISC_GRID; v <= VAR_DISC_GRADIENT; v++)
         header->present[v] = header->dim_length[DIM_GRID_POINT] > 0;
