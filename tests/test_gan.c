@@ -481,6 +481,161 @@ static void test_replica_restart_bitwise(void)
     sgk_dataset_free(&real);
 }
 
+/* One replica's GAN setup without the ensemble: data, latent set, networks and plan. */
+typedef struct {
+    sgk_config config;
+    sgk_dataset real;
+    sgk_gan_results gan;
+    sgk_mlp gen;
+    sgk_gan_plan gan_plan;
+    sgk_train_plan plan;
+    long checkpoint_step[2];
+} replica_fixture;
+
+static int fixture_open(replica_fixture *fx, const char *const *overrides, int count)
+{
+    memset(fx, 0, sizeof *fx);
+    sgk_config_defaults(&fx->config);
+    for (int i = 0; i < count; i++)
+        if (sgk_config_override(&fx->config, overrides[i]) != SGK_OK) return 0;
+    if (sgk_config_validate(&fx->config) != SGK_OK
+        || sgk_dataset_load(&fx->config, MPI_COMM_SELF, &fx->real) != SGK_OK
+        || sgk_gan_results_prepare(&fx->config, &fx->real, 0, &fx->gan) != SGK_OK)
+        return 0;
+    const sgk_dataset *latent = &fx->gan.latent;
+    if (sgk_mlp_create(&fx->gen, latent->n_features, fx->config.model.widths,
+                       fx->config.model.n_hidden, latent->n_outputs, fx->config.model.activation,
+                       fx->config.model.parametrization) != SGK_OK
+        || sgk_gan_plan_create(&fx->config, &fx->real, &fx->gen, &fx->gan_plan) != SGK_OK)
+        return 0;
+    fx->checkpoint_step[0] = 0;
+    fx->checkpoint_step[1] = fx->config.train.steps;
+    fx->plan.config = &fx->config;
+    fx->plan.data = latent;
+    fx->plan.net = &fx->gen;
+    fx->plan.n_checkpoints = 2;
+    fx->plan.checkpoint_step = fx->checkpoint_step;
+    fx->plan.gan = &fx->gan_plan;
+    return 1;
+}
+
+static void fixture_close(replica_fixture *fx)
+{
+    sgk_gan_results_free(&fx->gan);
+    sgk_dataset_free(&fx->real);
+}
+
+/* L_D(v) = (1/B) sum_i softplus(-D(x_i)) + (1/B) sum_j softplus(D(x_fake_j)). */
+static double discriminator_loss(const sgk_mlp *disc, const double *v, const double *x_real,
+                                 const double *x_fake, int batch, sgk_mlp_work *work)
+{
+    double out[16], loss = 0.0;
+
+    sgk_mlp_forward(disc, v, x_real, batch, work, out);
+    for (int i = 0; i < batch; i++) loss += softplus(-out[i]);
+    sgk_mlp_forward(disc, v, x_fake, batch, work, out);
+    for (int j = 0; j < batch; j++) loss += softplus(out[j]);
+    return loss / batch;
+}
+
+/* L_G(w) = (1/B) sum_j softplus(-D(G(z_j; w))). */
+static double generator_loss(const sgk_mlp *gen, const double *w, const sgk_mlp *disc,
+                             const double *v, const double *z, int batch, sgk_mlp_work *gen_work,
+                             sgk_mlp_work *disc_work)
+{
+    double x_fake[16 * 2], out[16], loss = 0.0;
+
+    sgk_mlp_forward(gen, w, z, batch, gen_work, x_fake);
+    sgk_mlp_forward(disc, v, x_fake, batch, disc_work, out);
+    for (int j = 0; j < batch; j++) loss += softplus(-out[j]);
+    return loss / batch;
+}
+
+/* One SGD step of a replica against the documented step: the discriminator moves by
+ * -disc_lr grad L_D on the real batch and the generated samples of the step's latents
+ * (stream SGK_RNG_LATENT at substream 0), then the generator by -lr grad L_G with the
+ * updated discriminator. The gradients here are central differences of the losses, with
+ * step 1e-6 for these O(1) tanh networks: error about 1e-9, so 1e-7 per unit of
+ * (1 + |gradient|) separates rounding from a wrong sign, factor or order of the steps. */
+static void test_training_step_matches_losses(void)
+{
+    static const char *const overrides[] = {
+        "data.source=teacher", "data.teacher_inputs=2", "data.n_train=6", "data.n_test=0",
+        "train.task=gan", "train.batch_size=full", "train.steps=1", "train.lr=0.1",
+        "model.widths=4", "model.activation=tanh", "gan.disc_widths=3", "gan.disc_lr=0.05",
+        "gan.latent_dim=2", "gan.latent_points=5", "kernel.checkpoints=2"
+    };
+    const double h = 1e-6, tolerance = 1e-7;
+    replica_fixture fx;
+
+    if (rank != 0) return;
+    CU_ASSERT_FATAL(fixture_open(&fx, overrides, (int)(sizeof overrides / sizeof *overrides)));
+    const sgk_mlp *gen = &fx.gen, *disc = &fx.gan_plan.disc;
+    long n_gen = fx.gan_plan.n_gen_params, n_params = fx.gan_plan.n_params;
+    int batch = (int)fx.real.n_train, latent_dim = fx.config.gan.latent_dim;
+    double f[2 * 5 * 2], loss_train[2], loss_test[2];
+    double *weights = malloc(sizeof(double) * 2 * n_params);
+    double *expected = malloc(sizeof(double) * n_params);
+    double z[6 * 2], x_fake[6 * 2];
+    sgk_mlp_work gen_work, disc_work;
+    sgk_replica replica;
+    sgk_rng rng;
+    int paused;
+
+    CU_ASSERT_FATAL(weights && expected && batch == 6);
+    CU_ASSERT_FATAL(sgk_mlp_work_alloc(gen, batch, &gen_work) == SGK_OK);
+    CU_ASSERT_FATAL(sgk_mlp_work_alloc(disc, batch, &disc_work) == SGK_OK);
+    sgk_replica_record record = { .f = f, .loss_train = loss_train, .loss_test = loss_test,
+                                  .weights = weights };
+    sgk_replica_record_reset(&fx.plan, &record);
+    CU_ASSERT_EQUAL_FATAL(sgk_replica_start(&fx.plan, 2, &replica), SGK_OK);
+    CU_ASSERT_EQUAL_FATAL(sgk_replica_run(&fx.plan, &replica, NULL, &record, NULL, NULL, &paused),
+                          SGK_OK);
+    CU_ASSERT_EQUAL(record.diverged_step, -1);
+
+    /* 1. The step's latents and generated samples at w_0. */
+    const double *w0 = weights, *v0 = weights + n_gen, *stepped = weights + n_params;
+    sgk_rng_init(&rng, fx.config.ensemble.seed, 2, SGK_RNG_LATENT);
+    sgk_rng_seek(&rng, 0);
+    for (int k = 0; k < batch * latent_dim; k++) z[k] = sgk_rng_normal(&rng);
+    sgk_mlp_forward(gen, w0, z, batch, &gen_work, x_fake);
+
+    /* 2. Discriminator: v_1 = v_0 - disc_lr grad L_D(v_0). */
+    memcpy(expected, w0, sizeof(double) * n_params);
+    for (long p = n_gen; p < n_params; p++) {
+        double plus, minus;
+        expected[p] = v0[p - n_gen] + h;
+        plus = discriminator_loss(disc, expected + n_gen, fx.real.x, x_fake, batch, &disc_work);
+        expected[p] = v0[p - n_gen] - h;
+        minus = discriminator_loss(disc, expected + n_gen, fx.real.x, x_fake, batch, &disc_work);
+        expected[p] = v0[p - n_gen];
+        double gradient = (plus - minus) / (2.0 * h);
+        CU_ASSERT_DOUBLE_EQUAL(stepped[p], v0[p - n_gen] - fx.config.gan.disc_lr * gradient,
+                               fx.config.gan.disc_lr * tolerance * (1.0 + fabs(gradient)));
+    }
+
+    /* 3. Generator: w_1 = w_0 - lr grad L_G(w_0), with the discriminator v_1 as stepped. */
+    const double *v1 = stepped + n_gen;
+    for (long p = 0; p < n_gen; p++) {
+        double plus, minus;
+        expected[p] = w0[p] + h;
+        plus = generator_loss(gen, expected, disc, v1, z, batch, &gen_work, &disc_work);
+        expected[p] = w0[p] - h;
+        minus = generator_loss(gen, expected, disc, v1, z, batch, &gen_work, &disc_work);
+        expected[p] = w0[p];
+        double gradient = (plus - minus) / (2.0 * h);
+        CU_ASSERT_DOUBLE_EQUAL(stepped[p], w0[p] - fx.config.train.lr * gradient,
+                               fx.config.train.lr * tolerance * (1.0 + fabs(gradient)));
+    }
+
+    sgk_replica_free(&replica);
+    sgk_mlp_work_free(&gen_work);
+    sgk_mlp_work_free(&disc_work);
+    free(weights);
+    free(expected);
+    fixture_close(&fx);
+}
+
 int main(int argc, char **argv)
 {
     CU_pSuite suite;
@@ -496,6 +651,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "linear closed form", test_linear_closed_form);
     CU_add_test(suite, "assembly matches jacobians", test_assembly_matches_jacobians);
     CU_add_test(suite, "replica restart bitwise", test_replica_restart_bitwise);
+    CU_add_test(suite, "training step matches losses", test_training_step_matches_losses);
 
     failed = sgk_test_mpi_run(MPI_COMM_WORLD);
     CU_cleanup_registry();
