@@ -608,6 +608,11 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *data,
             sgk_log(SGK_LOG_INFO, "GAN: generator %ld and discriminator %ld parameters, %ld "
                     "real samples, %ld latent points", buffers.net.n_params,
                     buffers.gan.disc.n_params, real->n_train, n_samples);
+        if (status == SGK_OK && sgk_optimizer_preconditions(config->train.optimizer))
+            sgk_log(SGK_LOG_WARN, "GAN: the generator kernel leaves out the diagonal "
+                    "preconditioner of [train] optimizer = %s, so it is not the path kernel "
+                    "of these updates; use sgd or momentum for that",
+                    config->train.optimizer == SGK_OPT_ADAM ? "adam" : "rmsprop");
     }
     if (status == SGK_OK)
         status = sgk_ensemble_create(&ensemble, &plan, comm, sgk_config_drift(config),
