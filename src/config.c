@@ -1337,6 +1337,11 @@ static sgk_status check_task(const sgk_config *c)
         if (c->output.weights_file[0] != '\0')
             return sgk_error(SGK_ERR_USAGE, "output.weights_file is not available with "
                              "train.task = gan; remove the key");
+        /* The kernel's training points are the latent points. */
+        if (c->spectrum.eigenpairs > c->gan.latent_points)
+            return sgk_error(SGK_ERR_USAGE, "spectrum.eigenpairs = %ld exceeds gan.latent_points "
+                             "= %ld, the order of the GAN kernel; use all or at most %ld",
+                             c->spectrum.eigenpairs, c->gan.latent_points, c->gan.latent_points);
     }
     return SGK_OK;
 }

@@ -659,6 +659,10 @@ static void test_validate_gan(void)
     CHECK_USAGE(VALIDATE("train.task=gan", "model.init_file=w.nc"), "model.init_file");
     CHECK_USAGE(VALIDATE("train.task=gan", "output.weights_file=w.nc"), "output.weights_file");
     CHECK_USAGE(VALIDATE("train.task=gan", "train.optimizer=sgld"), "sgld");
+    CHECK_USAGE(VALIDATE("train.task=gan", "gan.latent_points=10", "spectrum.eigenpairs=11"),
+                "gan.latent_points");
+    CU_ASSERT_EQUAL(VALIDATE("train.task=gan", "gan.latent_points=10", "spectrum.eigenpairs=10"),
+                    SGK_OK);
 }
 
 /* ------------------------------------------------------------------------- */
