@@ -480,6 +480,23 @@ static sgk_status measure_generalization(const sgk_dataset *data, const double *
     return SGK_OK;
 }
 
+/* NaN in every target quantity, for an evaluation set without targets. */
+static void fill_without_targets(sgk_analysis *analysis)
+{
+    size_t k = (size_t)analysis->n_eig, outputs = (size_t)analysis->n_outputs;
+
+    for (size_t v = 0; v < k * outputs; v++) {
+        analysis->target_coeff[v] = NAN;
+        analysis->captured_energy[v] = NAN;
+    }
+    for (size_t o = 0; o < outputs; o++) {
+        analysis->null_space_energy[o] = NAN;
+        analysis->remaining_energy[o] = NAN;
+        analysis->alignment[o] = NAN;
+        analysis->alignment_centered[o] = NAN;
+    }
+}
+
 /* Rank 0 prints: the spectrum, projections and memory residuals. */
 static void log_analysis(const sgk_dataset *data, const sgk_analysis *analysis)
 {
@@ -493,7 +510,7 @@ static void log_analysis(const sgk_dataset *data, const sgk_analysis *analysis)
             analysis->n_eig, analysis->n_train, analysis->eigenvalues[0], analysis->n_eig,
             analysis->eigenvalues[analysis->n_eig - 1], analysis->effective_rank,
             analysis->n_retained, analysis->tolerance * analysis->eigenvalues[0]);
-    for (int o = 0; o < analysis->n_outputs; o++)
+    for (int o = 0; !analysis->without_targets && o < analysis->n_outputs; o++)
         sgk_log(SGK_LOG_INFO,
                 "output %d: null-space energy %.4g, energy outside the computed eigenvectors "
                 "%.3g, alignment %.4g, centered alignment %.4g",
@@ -569,14 +586,18 @@ sgk_status sgk_analysis_run(const sgk_config *config, const sgk_dataset *data,
     if (status == SGK_OK) status = compute_memory_residual(sgk, &w, analysis);
     free(w.local);
 
-    /* 4. Target projections and alignments. */
-    if (status == SGK_OK) status = project_targets(data, analysis);
-    if (status == SGK_OK) status = compute_alignment(data, sgk, analysis);
+    /* 4. Target projections and alignments; a GAN's latent points have no targets. */
+    analysis->without_targets = config->train.task == SGK_TASK_GAN;
+    if (status == SGK_OK && !analysis->without_targets) status = project_targets(data, analysis);
+    if (status == SGK_OK && !analysis->without_targets)
+        status = compute_alignment(data, sgk, analysis);
+    if (status == SGK_OK && analysis->without_targets) fill_without_targets(analysis);
     if (status == SGK_OK && grid->rank == 0) log_analysis(data, analysis);
 
     /* 5. Generalization on rank 0, which holds the network outputs. */
     if (status == SGK_OK) {
-        with_generalization = grid->rank == 0 && f_mean_final != NULL;
+        with_generalization = grid->rank == 0 && f_mean_final != NULL
+                              && !analysis->without_targets;
         status = mpi_check(MPI_Bcast(&with_generalization, 1, MPI_INT, 0, grid->comm),
                            "MPI_Bcast of the generalization flag");
     }

@@ -1329,6 +1329,19 @@ static sgk_status check_task(const sgk_config *c)
         if (c->data.ood != SGK_OOD_NONE)
             return sgk_error(SGK_ERR_USAGE, "data.ood does not apply to train.task = gan, "
                              "whose evaluation points are latent points; set data.ood = none");
+        /* Weight files describe one network on the data's inputs, but a GAN replica
+         * contains a generator on latent inputs and a discriminator. */
+        if (c->model.init_file[0] != '\0')
+            return sgk_error(SGK_ERR_USAGE, "model.init_file is not available with train.task "
+                             "= gan; remove the key");
+        if (c->output.weights_file[0] != '\0')
+            return sgk_error(SGK_ERR_USAGE, "output.weights_file is not available with "
+                             "train.task = gan; remove the key");
+        /* The kernel's training points are the latent points. */
+        if (c->spectrum.eigenpairs > c->gan.latent_points)
+            return sgk_error(SGK_ERR_USAGE, "spectrum.eigenpairs = %ld exceeds gan.latent_points "
+                             "= %ld, the order of the GAN kernel; use all or at most %ld",
+                             c->spectrum.eigenpairs, c->gan.latent_points, c->gan.latent_points);
     }
     return SGK_OK;
 }

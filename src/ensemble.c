@@ -52,7 +52,7 @@ sgk_status sgk_ensemble_create(sgk_ensemble *ensemble, const sgk_train_plan *pla
     ensemble->drop_diverged = drop_diverged;
 
     long n_local = ensemble->n_local;
-    size_t n_params = (size_t)plan->net->n_params;
+    size_t n_params = (size_t)sgk_train_plan_params(plan);
     ensemble->weights_local = calloc((size_t)n_checkpoints * n_params * n_local + 1, sizeof(double));
     if (sgk_optimizer_preconditions(plan->config->train.optimizer)) {
         ensemble->precond_local = calloc((size_t)n_checkpoints * n_params * n_local + 1,
@@ -100,16 +100,16 @@ void sgk_ensemble_free(sgk_ensemble *ensemble)
 static void attach_record(sgk_ensemble *ensemble, long r)
 {
     int n_checkpoints = ensemble->plan->n_checkpoints;
+    long n_params = sgk_train_plan_params(ensemble->plan);
 
     ensemble->record.f = ensemble->f_local + r * ensemble->per_replica;
     ensemble->record.loss_train = ensemble->loss_train_local + r * n_checkpoints;
     ensemble->record.loss_test = ensemble->loss_test_local + r * n_checkpoints;
     ensemble->record.probe_kernel = ensemble->probe_local + r * ensemble->per_probe;
-    ensemble->record.weights = ensemble->weights_local
-                               + (size_t)r * n_checkpoints * ensemble->plan->net->n_params;
+    ensemble->record.weights = ensemble->weights_local + (size_t)r * n_checkpoints * n_params;
     ensemble->record.preconditioner =
         ensemble->precond_local
-            ? ensemble->precond_local + (size_t)r * n_checkpoints * ensemble->plan->net->n_params
+            ? ensemble->precond_local + (size_t)r * n_checkpoints * n_params
             : NULL;
 }
 
@@ -128,7 +128,7 @@ static int snapshot_blocks(sgk_ensemble *ensemble, long *position, double *recor
                         ? sizeof(double) * (size_t)n_samples * plan->data->n_train
                               * plan->data->n_outputs
                         : 0;
-    size_t params_bytes = sizeof(double) * plan->net->n_params;
+    size_t params_bytes = sizeof(double) * sgk_train_plan_params(plan);
     long n_local = ensemble->n_local;
     int n_checkpoints = plan->n_checkpoints;
     sgk_replica *rep = &ensemble->current;
@@ -319,7 +319,7 @@ static void finish_replica(sgk_ensemble *ensemble)
     if (ensemble->first_weights != NULL && ensemble->current.replica == 0
         && record->diverged_step < 0)
         memcpy(ensemble->first_weights, ensemble->current.b.w,
-               sizeof(double) * plan->net->n_params);
+               sizeof(double) * sgk_train_plan_params(plan));
     ensemble->seconds[0] += record->seconds_train;
     ensemble->seconds[1] += record->seconds_kernel;
     ensemble->seconds[2] += record->seconds_drift;

@@ -280,6 +280,22 @@ void sgk_mlp_backward(const sgk_mlp *net, const double *w, const double *r, int 
     }
 }
 
+void sgk_mlp_input_gradient(const sgk_mlp *net, const double *w, const double *r, int m,
+                            sgk_mlp_work *work, double *grad_x)
+{
+    const double *upper = r; /* d(sum_i r_i . f_i) / d h_l, m x d_l */
+
+    if (m <= 0) return;
+    for (int l = net->n_layers; l >= 2; l--) {
+        propagate_delta(net, w, l, work, m, 1, upper, work->delta[l - 1]);
+        upper = work->delta[l - 1];
+    }
+    /* h_1 = c_1 W_1 x + beta_1 b_1, so d/dx = c_1 delta_1 W_1, one row per point. */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, net->dims[0], net->dims[1],
+                net->weight_scale[0], upper, net->dims[1], w + net->w_offset[0], net->dims[0],
+                0.0, grad_x, net->dims[0]);
+}
+
 sgk_status sgk_factors_alloc(const sgk_mlp *net, int m, sgk_factors *factors)
 {
     int n_layers = net->n_layers;

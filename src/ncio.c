@@ -32,12 +32,14 @@ enum {
     DIM_NTK_TOP,
     DIM_LEVEL,
     DIM_DISTANCE_BIN,
+    DIM_REAL,           /* GAN mode: real samples */
+    DIM_GRID_POINT,     /* GAN mode: points of the discriminator field */
     N_DIMS
 };
 
 static const char *const dim_names[N_DIMS] = {
     "sample", "train", "output", "feature", "replica", "checkpoint", "eig", "rank_k", "probe",
-    "ntk_top", "level", "distance_bin"
+    "ntk_top", "level", "distance_bin", "real", "grid_point"
 };
 
 enum {
@@ -94,6 +96,10 @@ enum {
     VAR_LOCALITY_PROFILE,
     VAR_LOCALITY_PROFILE_NORMALIZED,
     VAR_LOCALITY_WIDTH,
+    VAR_REAL_X,
+    VAR_DISC_GRID,
+    VAR_DISC_VALUE,
+    VAR_DISC_GRADIENT,
     N_VARS
 };
 
@@ -318,6 +324,51 @@ static const var_spec var_specs[N_VARS] = {
                             "1", "Distance where locality_profile_normalized first falls to "
                             "half of its first non-empty bin, interpolated linearly between "
                             "bin centres; NaN when it never does."},
+    [VAR_REAL_X] = {"real_x", NC_DOUBLE, 2, {DIM_REAL, DIM_OUTPUT}, "real samples", "1",
+                    "GAN mode: the training points of the data source, which the "
+                    "discriminator learns to tell from generated samples; x holds the latent "
+                    "points and f_mean the generated samples."},
+    [VAR_DISC_GRID] = {"disc_grid", NC_DOUBLE, 2, {DIM_GRID_POINT, DIM_OUTPUT},
+                       "discriminator field lattice", "1",
+                       "GAN mode, 2-D data: point p = i0 * grid + i1 of a grid x grid lattice "
+                       "over the bounding box of real_x enlarged by 10 % of its side on each "
+                       "side."},
+    [VAR_DISC_VALUE] = {"disc_value", NC_DOUBLE, 1, {DIM_GRID_POINT},
+                        "ensemble-mean discriminator output", "1",
+                        "Mean over the accepted replicas of the discriminator logit D(x) at "
+                        "each disc_grid point, at the last checkpoint."},
+    [VAR_DISC_GRADIENT] = {"disc_gradient", NC_DOUBLE, 2, {DIM_GRID_POINT, DIM_OUTPUT},
+                           "ensemble-mean discriminator input gradient", "1",
+                           "Mean over the accepted replicas of grad_x D(x) at each disc_grid "
+                           "point, at the last checkpoint: the direction the generator's "
+                           "samples are pushed."},
+};
+
+/* long_name and description of the variables whose meaning changes in GAN mode, where the
+ * evaluation points are latent points and the network is the generator. */
+static const struct {
+    const char *long_name;
+    const char *description;
+} gan_texts[N_VARS] = {
+    [VAR_X] = {"latent points", "GAN mode: the latent evaluation points z_a, standard normals "
+               "drawn with the data seed; every one is a training point."},
+    [VAR_LOSS_TRAIN] = {"discriminator loss per replica",
+                        "GAN mode: mean of softplus(-D(x)) over the real samples plus mean of "
+                        "softplus(D(G(z))) over the generated latent points, at each "
+                        "checkpoint."},
+    [VAR_LOSS_TEST] = {"generator loss per replica",
+                       "GAN mode: mean of softplus(-D(G(z))) over the generated latent points, "
+                       "at each checkpoint."},
+    [VAR_F_MEAN] = {"ensemble mean of the generated samples",
+                    "GAN mode: mean over replicas of G(z; w) at each checkpoint and latent "
+                    "point."},
+    [VAR_F_VAR] = {"ensemble variance of the generated samples",
+                   "GAN mode: unbiased variance over replicas (divisor R - 1) of G(z; w) at "
+                   "each checkpoint and latent point; NaN when there is one replica."},
+    [VAR_SGK] = {"generator kernel",
+                 "GAN mode: K(z, z') = (1/R) sum_r sum_c omega_c g(z)^T J_G(z) J_G(z')^T g(z'), "
+                 "the generator's tangent kernel weighted through the discriminator's input "
+                 "gradient g at the generated samples, integrated over diffusion time."},
 };
 
 /* Values that must be identical on every rank, because HDF5 requires every
@@ -559,6 +610,18 @@ static void fill_header(shared_header *header, const sgk_config *config,
         header->present[v] = results->has_evolution && results->n_probe > 0;
     header->present[VAR_NTK_TOP_EIGENVALUES] = header->dim_length[DIM_NTK_TOP] > 0
                                                && header->dim_length[DIM_PROBE] > 0;
+
+    /* GAN mode: no targets, and the real samples and discriminator field instead. */
+    header->dim_length[DIM_REAL] = results->gan.enabled ? results->gan.n_real : 0;
+    header->dim_length[DIM_GRID_POINT] = results->gan.enabled ? results->gan.n_grid : 0;
+    header->present[VAR_Y] = !results->gan.enabled;
+    for (v = VAR_TARGET_COEFF; v <= VAR_REMAINING_ENERGY; v++)
+        header->present[v] = analysis && !analysis->without_targets;
+    header->present[VAR_ALIGNMENT] = analysis && !analysis->without_targets;
+    header->present[VAR_ALIGNMENT_CENTERED] = analysis && !analysis->without_targets;
+    header->present[VAR_REAL_X] = header->dim_length[DIM_REAL] > 0;
+    for (v = VAR_DISC_GRID; v <= VAR_DISC_GRADIENT; v++)
+        header->present[v] = header->dim_length[DIM_GRID_POINT] > 0;
     if (analysis) {
         header->error_kind = analysis->generalization.kind;
         header->n_retained = analysis->n_retained;
@@ -662,6 +725,9 @@ static sgk_status put_text_attribute(const nc_writer *writer, int varid, const c
 static sgk_status define_variable(nc_writer *writer, int v)
 {
     const var_spec *spec = &var_specs[v];
+    int gan = writer->header.dim_length[DIM_REAL] > 0 && gan_texts[v].long_name != NULL;
+    const char *long_name = gan ? gan_texts[v].long_name : spec->long_name;
+    const char *description = gan ? gan_texts[v].description : spec->description;
     int dimids[3], d, ncid = writer->ncid;
     char what[160];
 
@@ -670,10 +736,10 @@ static sgk_status define_variable(nc_writer *writer, int v)
     SGK_CHECK(nc_check(nc_def_var(ncid, spec->name, spec->type, spec->n_dims, dimids,
                                   &writer->varids[v]),
                        writer->path, what));
-    SGK_CHECK(put_text_attribute(writer, writer->varids[v], "long_name", spec->long_name));
+    SGK_CHECK(put_text_attribute(writer, writer->varids[v], "long_name", long_name));
     if (spec->units)
         SGK_CHECK(put_text_attribute(writer, writer->varids[v], "units", spec->units));
-    return put_text_attribute(writer, writer->varids[v], "description", spec->description);
+    return put_text_attribute(writer, writer->varids[v], "description", description);
 }
 
 /* Chunk a block-cyclic variable (sgk or eigenvectors) in block_size x block_size
@@ -739,8 +805,9 @@ static sgk_status define_analysis_attributes(const nc_writer *writer)
     SGK_CHECK(put_text_attribute(writer, writer->varids[VAR_EIGENVALUES], "solver", solver));
     SGK_CHECK(put_double_attribute(writer, VAR_EIGENVALUES, "max_residual",
                                    bits_double(header->eigen_residual_bits)));
-    SGK_CHECK(put_double_attribute(writer, VAR_NULL_SPACE_ENERGY, "tolerance",
-                                   bits_double(header->tolerance_bits)));
+    if (header->present[VAR_NULL_SPACE_ENERGY])
+        SGK_CHECK(put_double_attribute(writer, VAR_NULL_SPACE_ENERGY, "tolerance",
+                                       bits_double(header->tolerance_bits)));
     SGK_CHECK(put_double_attribute(writer, VAR_MEMORY_RESIDUAL, "tolerance",
                                    bits_double(header->tolerance_bits)));
     SGK_CHECK(nc_check(nc_put_att_longlong(writer->ncid, writer->varids[VAR_MEMORY_RESIDUAL],
@@ -808,7 +875,8 @@ static sgk_status define_file(nc_writer *writer)
     char what[96];
 
     for (d = 0; d < N_DIMS; d++) {
-        /* Only eig and rank_k can be 0: no spectrum or no retrieval lists computed. */
+        /* Only eig, rank_k and the GAN dimensions can be 0: no spectrum, no retrieval
+         * lists, or not a GAN run. */
         if (writer->header.dim_length[d] == 0) continue;
         snprintf(what, sizeof what, "defining dimension %s", dim_names[d]);
         SGK_CHECK(nc_check(nc_def_dim(writer->ncid, dim_names[d],
@@ -891,13 +959,17 @@ static sgk_status write_analysis_arrays(const nc_writer *writer, const sgk_analy
     const int64_t *present = writer->header.present;
     const sgk_generalization *g = &analysis->generalization;
 
-    SGK_CHECK(put_double(writer, VAR_TARGET_COEFF, analysis->target_coeff));
-    SGK_CHECK(put_double(writer, VAR_CAPTURED_ENERGY, analysis->captured_energy));
-    SGK_CHECK(put_double(writer, VAR_NULL_SPACE_ENERGY, analysis->null_space_energy));
-    SGK_CHECK(put_double(writer, VAR_REMAINING_ENERGY, analysis->remaining_energy));
+    if (present[VAR_TARGET_COEFF]) {
+        SGK_CHECK(put_double(writer, VAR_TARGET_COEFF, analysis->target_coeff));
+        SGK_CHECK(put_double(writer, VAR_CAPTURED_ENERGY, analysis->captured_energy));
+        SGK_CHECK(put_double(writer, VAR_NULL_SPACE_ENERGY, analysis->null_space_energy));
+        SGK_CHECK(put_double(writer, VAR_REMAINING_ENERGY, analysis->remaining_energy));
+    }
     SGK_CHECK(put_double(writer, VAR_EFFECTIVE_RANK, &analysis->effective_rank));
-    SGK_CHECK(put_double(writer, VAR_ALIGNMENT, analysis->alignment));
-    SGK_CHECK(put_double(writer, VAR_ALIGNMENT_CENTERED, analysis->alignment_centered));
+    if (present[VAR_ALIGNMENT]) {
+        SGK_CHECK(put_double(writer, VAR_ALIGNMENT, analysis->alignment));
+        SGK_CHECK(put_double(writer, VAR_ALIGNMENT_CENTERED, analysis->alignment_centered));
+    }
     SGK_CHECK(put_double(writer, VAR_MEMORY_RESIDUAL, analysis->memory_residual));
     if (present[VAR_POINT_ERROR]) SGK_CHECK(put_double(writer, VAR_POINT_ERROR, g->point_error));
     if (present[VAR_TEST_ERROR_MEAN])
@@ -957,7 +1029,7 @@ static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset 
     const int64_t *present = writer->header.present;
 
     SGK_CHECK(put_double(writer, VAR_X, data->x));
-    SGK_CHECK(put_double(writer, VAR_Y, data->y));
+    if (present[VAR_Y]) SGK_CHECK(put_double(writer, VAR_Y, data->y));
     SGK_CHECK(nc_check(nc_put_var_int(writer->ncid, writer->varids[VAR_SPLIT], data->split),
                        writer->path, "writing variable split"));
     SGK_CHECK(put_labels(writer, data));
@@ -991,6 +1063,12 @@ static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset 
                            writer->path, "writing variable replica_dropped"));
     if (present[VAR_PROBE_INDEX]) SGK_CHECK(write_evolution_arrays(writer, results));
     if (present[VAR_NOISE_LEVEL]) SGK_CHECK(write_denoise_arrays(writer, &results->denoise));
+    if (present[VAR_REAL_X]) SGK_CHECK(put_double(writer, VAR_REAL_X, results->gan.real_x));
+    if (present[VAR_DISC_GRID]) {
+        SGK_CHECK(put_double(writer, VAR_DISC_GRID, results->gan.disc_grid));
+        SGK_CHECK(put_double(writer, VAR_DISC_VALUE, results->gan.disc_value));
+        SGK_CHECK(put_double(writer, VAR_DISC_GRADIENT, results->gan.disc_gradient));
+    }
     return SGK_OK;
 }
 
@@ -1209,6 +1287,8 @@ sgk_status sgk_output_write_with_analysis(const char *path, const sgk_config *co
     /* 1. Check the inputs and share rank 0's metadata before the file exists, so a
      *    bad argument on any rank leaves no partial file behind. */
     memset(&writer, 0, sizeof writer);
+    /* A GAN run's evaluation set is its latent points, not the data source. */
+    if (results->gan.enabled) data = &results->gan.latent;
     writer.path = path;
     writer.comm = grid->comm;
     writer.rank = grid->rank;

@@ -12,6 +12,7 @@
 #include "denoise_run.h"
 #include "drift.h"
 #include "ensemble.h"
+#include "gan.h"
 #include "train.h"
 
 static const char *const phase_names[SGK_N_PHASES] = {
@@ -290,6 +291,7 @@ typedef struct {
     sgk_mlp net;
     double *probe_x;            /* P x d_0 inputs of the probe points */
     double *probe_gram;         /* P x P, <x_p, x_q> */
+    sgk_gan_plan gan;           /* GAN mode: discriminator and real samples */
 } run_buffers;
 
 static void run_buffers_free(run_buffers *buffers)
@@ -584,8 +586,18 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
         if (status != SGK_OK) return status;
         data = &conditioned;
     }
+    /* GAN mode (gan.c): the evaluation set becomes the latent points and the data source
+     * provides the real samples. It has no probe kernels. */
+    if (config->train.task == SGK_TASK_GAN) {
+        status = sgk_gan_results_prepare(config, given, grid->rank, &results->gan);
+        status = agree(comm, status);
+        if (status != SGK_OK) goto done;
+        data = &results->gan.latent;
+        n_samples = data->n_samples;
+    }
     results->n_replicas = n_replicas;
     results->n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
+    if (results->gan.enabled) results->n_probe = 0;
     status = sgk_run_network(config, given, &buffers.net);
     if (status == SGK_OK) status = make_schedule(config, results);
     if (status == SGK_OK) status = allocate_results(config, data, grid, results);
@@ -598,6 +610,19 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
     /* 2. This rank's replicas, their plan, and a restored state when restarting. */
     status = prepare_plan(config, data, results, &buffers, &plan);
     plan.initial_weights = options->initial_weights;
+    if (status == SGK_OK && results->gan.enabled) {
+        status = sgk_gan_plan_create(config, real, &buffers.net, &buffers.gan);
+        plan.gan = &buffers.gan;
+        if (status == SGK_OK)
+            sgk_log(SGK_LOG_INFO, "GAN: generator %ld and discriminator %ld parameters, %ld "
+                    "real samples, %ld latent points", buffers.net.n_params,
+                    buffers.gan.disc.n_params, real->n_train, n_samples);
+        if (status == SGK_OK && sgk_optimizer_preconditions(config->train.optimizer))
+            sgk_log(SGK_LOG_WARN, "GAN: the generator kernel leaves out the diagonal "
+                    "preconditioner of [train] optimizer = %s, so it is not the path kernel "
+                    "of these updates; use sgd or momentum for that",
+                    config->train.optimizer == SGK_OPT_ADAM ? "adam" : "rmsprop");
+    }
     if (status == SGK_OK)
         status = sgk_ensemble_create(&ensemble, &plan, comm, sgk_config_drift(config),
                                      config->train.on_divergence == SGK_DIVERGENCE_DROP);
@@ -653,6 +678,10 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
             status = sgk_denoise_assemble(&ensemble, grid, results->replica_dropped, n_accepted,
                                           results, &results->sgk, &results->denoise, &seconds,
                                           &stopped);
+        else if (plan.gan != NULL)
+            status = sgk_gan_kernel_assemble(&ensemble, grid, results->replica_dropped,
+                                             results->quadrature_weight, 1.0 / (double)n_accepted,
+                                             &results->sgk, &seconds, &stopped);
         else
             status = sgk_kernel_assemble(&ensemble, grid, results->replica_dropped,
                                          results->quadrature_weight, 1.0 / (double)n_accepted,
@@ -673,6 +702,9 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
     /* 6. The rank-0 statistics. */
     start = sgk_seconds();
     status = reduce_ensemble(config, data, grid, &ensemble, n_accepted, results);
+    if (status == SGK_OK && plan.gan != NULL)
+        status = sgk_gan_field(&ensemble, grid, results->replica_dropped, n_accepted,
+                               &results->gan);
     results->phase_seconds[SGK_PHASE_REDUCE] = sgk_seconds() - start;
     if (status != SGK_OK) goto done;
     if (options->keep_first_weights)
@@ -706,11 +738,15 @@ done:
 
 sgk_status sgk_run_network(const sgk_config *config, const sgk_dataset *data, sgk_mlp *net)
 {
-    int inputs = data->n_features + (config->train.task == SGK_TASK_DENOISE ? 1 : 0);
+    int inputs = data->n_features, outputs = data->n_outputs;
 
-    return sgk_mlp_create(net, inputs, config->model.widths, config->model.n_hidden,
-                          data->n_outputs, config->model.activation,
-                          config->model.parametrization);
+    if (config->train.task == SGK_TASK_DENOISE) inputs++;
+    if (config->train.task == SGK_TASK_GAN) {
+        inputs = config->gan.latent_dim;
+        outputs = data->n_features;
+    }
+    return sgk_mlp_create(net, inputs, config->model.widths, config->model.n_hidden, outputs,
+                          config->model.activation, config->model.parametrization);
 }
 
 void sgk_results_free(sgk_results *results)
@@ -737,6 +773,7 @@ void sgk_results_free(sgk_results *results)
     free(results->probe_var);
     free(results->replica_dropped);
     free(results->final_weights);
+    sgk_gan_results_free(&results->gan);
     sgk_dmatrix_free(&results->sgk);
     memset(results, 0, sizeof *results);
 }

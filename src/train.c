@@ -11,8 +11,13 @@
 #include "sgk/optimizer.h"
 #include "sgk/rng.h"
 #include "sgk/tangent.h"
+#include "gan.h"
 #include "train.h"
 
+long sgk_train_plan_params(const sgk_train_plan *plan)
+{
+    return plan->gan != NULL ? plan->gan->n_params : plan->net->n_params;
+}
 
 static void buffers_free(sgk_replica_buffers *b)
 {
@@ -217,6 +222,7 @@ sgk_status sgk_replica_start(const sgk_train_plan *plan, long replica, sgk_repli
     sgk_rng init_rng;
     sgk_status status;
 
+    if (plan->gan != NULL) return sgk_gan_replica_start(plan, replica, rep);
     memset(rep, 0, sizeof *rep);
     rep->replica = replica;
     rep->batch_size = batch_size;
@@ -273,6 +279,7 @@ sgk_status sgk_replica_run(const sgk_train_plan *plan, sgk_replica *rep, sgk_dri
     sgk_status status = SGK_OK;
     double start;
 
+    if (plan->gan != NULL) return sgk_gan_replica_run(plan, rep, record, hook, context, paused);
     *paused = 0;
     for (;; rep->step++) {
         long step = rep->step;

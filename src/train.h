@@ -23,7 +23,13 @@ typedef struct {
     const double *probe_x;         /* P x d_0 inputs of the probe points */
     const double *probe_input_gram;/* P x P Gram of the probe inputs */
     int path_nodes;                /* Gauss-Legendre nodes along each step for the drift */
+    const struct sgk_gan_plan *gan;/* [train] task = gan: the discriminator and the real
+                                    * samples (gan.h); NULL for the other tasks */
 } sgk_train_plan;
+
+/* Parameters in one replica's state: the network's, or the generator's followed by the
+ * discriminator's in GAN mode. Checkpoint parameters and snapshots store this many. */
+long sgk_train_plan_params(const sgk_train_plan *plan);
 
 /* What one replica leaves behind besides its drift. */
 typedef struct {

@@ -647,6 +647,24 @@ static void test_validate_every_feature(void)
     CU_ASSERT_EQUAL(VALIDATE("spectrum.eigenpairs=5"), SGK_OK);
 }
 
+/* GAN mode: disc_lr = 0 keeps the discriminator fixed, and the weight files, which
+ * describe one network on the data's inputs, are rejected. */
+static void test_validate_gan(void)
+{
+    sgk_config config;
+
+    CU_ASSERT_EQUAL(VALIDATE("train.task=gan", "gan.disc_lr=0"), SGK_OK);
+    sgk_config_defaults(&config);
+    CHECK_USAGE(sgk_config_override(&config, "gan.disc_lr=-0.1"), "gan.disc_lr");
+    CHECK_USAGE(VALIDATE("train.task=gan", "model.init_file=w.nc"), "model.init_file");
+    CHECK_USAGE(VALIDATE("train.task=gan", "output.weights_file=w.nc"), "output.weights_file");
+    CHECK_USAGE(VALIDATE("train.task=gan", "train.optimizer=sgld"), "sgld");
+    CHECK_USAGE(VALIDATE("train.task=gan", "gan.latent_points=10", "spectrum.eigenpairs=11"),
+                "gan.latent_points");
+    CU_ASSERT_EQUAL(VALIDATE("train.task=gan", "gan.latent_points=10", "spectrum.eigenpairs=10"),
+                    SGK_OK);
+}
+
 /* ------------------------------------------------------------------------- */
 
 static void remove_test_folder(void)
@@ -682,6 +700,7 @@ int main(void)
         { "value boundaries accepted", test_value_boundaries_accepted },
         { "validate cross keys", test_validate_cross_keys },
         { "validate every feature", test_validate_every_feature },
+        { "validate gan", test_validate_gan },
     };
     const char *tmp = getenv("TMPDIR");
     CU_pSuite suite;

@@ -247,6 +247,44 @@ static void test_jacobian_matches_finite_differences(void)
     for_each_case(check_jacobian_fd);
 }
 
+/* sum_i r_i . f(x_i) differentiated in each input coordinate x_ik, against the input
+ * gradient; same step and tolerance as the parameter gradient above. */
+static void check_input_gradient_fd(net_case *c)
+{
+    size_t n_inputs = (size_t)N_POINTS * N_INPUTS;
+    double *grad_x = malloc(sizeof(double) * n_inputs);
+    int failures = 0;
+
+    CU_ASSERT_FATAL(grad_x != NULL);
+    check_kink_margin(c);
+    sgk_mlp_forward(&c->net, c->w, c->x, N_POINTS, &c->work, c->f);
+    sgk_mlp_input_gradient(&c->net, c->w, c->r, N_POINTS, &c->work, grad_x);
+
+    for (size_t k = 0; k < n_inputs; k++) {
+        double saved = c->x[k];
+        double plus, minus, fd;
+
+        c->x[k] = saved + FD_STEP;
+        plus = weighted_output_sum(&c->net, c->w, c->x, c->r, N_POINTS, &c->work, c->f);
+        c->x[k] = saved - FD_STEP;
+        minus = weighted_output_sum(&c->net, c->w, c->x, c->r, N_POINTS, &c->work, c->f);
+        c->x[k] = saved;
+        fd = (plus - minus) / (2.0 * FD_STEP);
+        if (fabs(fd - grad_x[k]) > FD_TOL * (1.0 + fabs(grad_x[k]))) {
+            if (failures++ == 0)
+                fprintf(stderr, "input gradient entry %zu: analytic %.12g, finite difference "
+                        "%.12g (%s)\n", k, grad_x[k], fd, c->label);
+        }
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    free(grad_x);
+}
+
+static void test_input_gradient_matches_finite_differences(void)
+{
+    for_each_case(check_input_gradient_fd);
+}
+
 /* backward and jacobian share only the forward pass; both compute sum_i J_i^T r_i
  * exactly up to summation order, so they agree to rounding: 1e-12 of the summed
  * magnitudes sum |J| |r| leaves room for a few hundred roundings. */
@@ -713,6 +751,8 @@ int main(void)
                         test_backward_matches_finite_differences)
         || !CU_add_test(suite, "jacobian vs finite differences",
                         test_jacobian_matches_finite_differences)
+        || !CU_add_test(suite, "input gradient vs finite differences",
+                        test_input_gradient_matches_finite_differences)
         || !CU_add_test(suite, "backward equals J^T r", test_backward_equals_jacobian_transpose)
         || !CU_add_test(suite, "factors reproduce jacobian", test_factors_reproduce_jacobian)
         || !CU_add_test(suite, "activation values", test_activation_values)

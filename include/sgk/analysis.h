@@ -74,6 +74,9 @@ typedef struct {
     long n_retained;            /* eigenvalues >= tau * lambda_1 and > 0: the rank of the
                                  * truncated pseudo-inverse */
     double effective_rank;      /* (sum lambda)^2 / sum lambda^2 over the k computed eigenvalues */
+    int without_targets;        /* 1 when the evaluation set has no targets ([train] task =
+                                 * gan): the target projections, alignments and
+                                 * generalization were skipped and their arrays are NaN */
     double *target_coeff;       /* every rank, k x O: c_jo = v_j . y_o / |y_o| */
     double *captured_energy;    /* every rank, k x O: sum_{i <= j} c_io^2 */
     double *null_space_energy;  /* every rank, O: sum of c_jo^2 over lambda_j < tau * lambda_1 */

@@ -89,6 +89,13 @@ void sgk_mlp_forward(const sgk_mlp *net, const double *w, const double *x, int m
 void sgk_mlp_backward(const sgk_mlp *net, const double *w, const double *r, int m,
                       sgk_mlp_work *work, double *grad);
 
+/* grad_x = the input gradients sum_o r_io d f_o(x_i) / d x_i of the m points of the last
+ * forward pass, one row of d_0 entries per point, where r is m x O. With one output and
+ * r = 1 this is grad_x f. work->h and work->a are only read; work->delta is overwritten,
+ * as sgk_mlp_backward does. */
+void sgk_mlp_input_gradient(const sgk_mlp *net, const double *w, const double *r, int m,
+                            sgk_mlp_work *work, double *grad_x);
+
 sgk_status sgk_factors_alloc(const sgk_mlp *net, int m, sgk_factors *factors);
 void sgk_factors_free(sgk_factors *factors);
 

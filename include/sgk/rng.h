@@ -19,7 +19,10 @@ typedef enum {
     SGK_RNG_NOISE = 3,   /* Langevin noise */
     SGK_RNG_DATA = 4,    /* which examples are drawn from a data set */
     SGK_RNG_TEACHER = 5, /* synthetic teacher network and its inputs */
-    SGK_RNG_LEVEL = 6    /* denoise task: each step's noise level and noise draws */
+    SGK_RNG_DISC_INIT = 6,     /* GAN: the discriminator's initial weights */
+    SGK_RNG_LATENT = 7,        /* GAN: the latent inputs of a training step */
+    SGK_RNG_LATENT_POINTS = 8, /* GAN: the latent evaluation points, keyed by [data] seed */
+    SGK_RNG_LEVEL = 9          /* denoise: each step's noise level and noise draws */
 } sgk_rng_purpose;
 
 typedef struct {

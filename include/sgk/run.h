@@ -20,6 +20,19 @@ extern "C" {
 enum { SGK_PHASE_DATA, SGK_PHASE_TRAIN, SGK_PHASE_KERNEL, SGK_PHASE_DRIFT, SGK_PHASE_REDUCE,
        SGK_PHASE_SPECTRUM, SGK_PHASE_OUTPUT, SGK_N_PHASES };
 
+/* What a GAN run ([train] task = gan) adds to the results; zeroed for the other tasks. */
+typedef struct {
+    int enabled;              /* the run was a GAN run and the fields below are set */
+    sgk_dataset latent;       /* every rank: the evaluation set, latent points z_a (x), all
+                               * of them training points; y is zero and not written */
+    long n_real;              /* real samples: the data source's training points */
+    double *real_x;           /* rank 0: n_real x O real samples */
+    long n_grid;              /* points of the discriminator field, grid^2; 0 without one */
+    double *disc_grid;        /* rank 0: n_grid x 2 lattice points */
+    double *disc_value;       /* rank 0: n_grid, mean of D over the accepted replicas */
+    double *disc_gradient;    /* rank 0: n_grid x 2, mean of grad_x D */
+} sgk_gan_results;
+
 typedef struct {
     int n_checkpoints;        /* C */
     long *checkpoint_step;    /* C entries */
@@ -55,6 +68,7 @@ typedef struct {
     sgk_evolution evolution;  /* rank 0: metrics of probe_mean per checkpoint */
     sgk_denoise_results denoise; /* per-level kernels of the denoise task (n_levels 0 otherwise) */
     double phase_seconds[SGK_N_PHASES];
+    sgk_gan_results gan;      /* GAN mode only */
 } sgk_results;
 
 /* How a run is driven, beyond its configuration. */

@@ -1,0 +1,240 @@
+/* Assembly of the GAN generator kernel into its block-cyclic matrix, distributed like
+ * assemble.c.
+ *
+ * At one replica's checkpoint, with generator parameters w and discriminator parameters v,
+ * the contribution between latent points z and z' is
+ *   g(z)^T J_G(z) J_G(z')^T g(z'),   g(z) = grad_x D(G(z; w); v),
+ * the tangent kernel of the scalar output g(z) . G(z; w) with g held fixed. Its layer
+ * factors are those of a backward pass seeded with g instead of a unit output vector:
+ * with a_{l-1} the activations and delta_l the seeded sensitivities of layer l,
+ *   sum_l <delta_l(z), delta_l(z')> (c_l^2 <a_{l-1}(z), a_{l-1}(z')> + beta_l^2). */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "gan.h"
+#include "sgk/log.h"
+
+/* Row points whose factors are held at once, as in assemble.c. */
+static const long ROW_PANEL = 512;
+
+/* Seeded factors of up to `capacity` points: act[l-1] is m x d_{l-1}, delta[l-1] m x d_l. */
+typedef struct {
+    int m;
+    double *act[SGK_MAX_LAYERS];
+    double *delta[SGK_MAX_LAYERS];
+} seeded_factors;
+
+/* What one rank needs for its part of the kernel. */
+typedef struct {
+    long n_rows, n_cols;        /* local rows and columns of the block-cyclic matrix */
+    double *z_rows, *z_cols;    /* latent points of those rows and columns */
+    double *weights;            /* C x (P_G + P_D) of the replica being assembled */
+    double *generated;          /* G(z) of a batch of points */
+    double *disc_seed;          /* ones: D has one output */
+    double *input_gradient;     /* g(z) of a batch of points */
+    double *gen_grad;           /* parameter gradient the backward pass also forms (unused) */
+    double *gram_delta, *gram_act; /* n_cols x panel products of one layer */
+    sgk_mlp_work gen_work, disc_work;
+    seeded_factors rows, cols;
+} local_part;
+
+static void factors_free(seeded_factors *f)
+{
+    for (int l = 0; l < SGK_MAX_LAYERS; l++) {
+        free(f->act[l]);
+        free(f->delta[l]);
+    }
+    memset(f, 0, sizeof *f);
+}
+
+static int factors_alloc(const sgk_mlp *net, long capacity, seeded_factors *f)
+{
+    int ok = 1;
+
+    memset(f, 0, sizeof *f);
+    for (int l = 1; l <= net->n_layers; l++) {
+        f->act[l - 1] = malloc(sizeof(double) * (capacity * net->dims[l - 1] + 1));
+        f->delta[l - 1] = malloc(sizeof(double) * (capacity * net->dims[l] + 1));
+        ok = ok && f->act[l - 1] && f->delta[l - 1];
+    }
+    return ok;
+}
+
+static void local_part_free(local_part *part)
+{
+    free(part->z_rows);
+    free(part->z_cols);
+    free(part->weights);
+    free(part->generated);
+    free(part->disc_seed);
+    free(part->input_gradient);
+    free(part->gen_grad);
+    free(part->gram_delta);
+    free(part->gram_act);
+    sgk_mlp_work_free(&part->gen_work);
+    sgk_mlp_work_free(&part->disc_work);
+    factors_free(&part->rows);
+    factors_free(&part->cols);
+}
+
+static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmatrix *kernel,
+                                    local_part *part)
+{
+    const sgk_train_plan *plan = ensemble->plan;
+    const sgk_gan_plan *gan = plan->gan;
+    const sgk_dataset *latent = plan->data;
+    int k = latent->n_features, n_outputs = latent->n_outputs;
+    long panel, n_points;
+
+    memset(part, 0, sizeof *part);
+    part->n_rows = kernel->local_rows;
+    part->n_cols = kernel->local_cols;
+    panel = part->n_rows < ROW_PANEL ? part->n_rows : ROW_PANEL;
+    n_points = panel > part->n_cols ? panel : part->n_cols;
+    part->weights = malloc(sizeof(double) * plan->n_checkpoints * gan->n_params);
+    if (!part->weights) return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
+    if (part->n_rows == 0 || part->n_cols == 0) return SGK_OK;
+
+    part->z_rows = malloc(sizeof(double) * part->n_rows * k);
+    part->z_cols = malloc(sizeof(double) * part->n_cols * k);
+    part->generated = malloc(sizeof(double) * n_points * n_outputs);
+    part->disc_seed = malloc(sizeof(double) * n_points);
+    part->input_gradient = malloc(sizeof(double) * n_points * n_outputs);
+    part->gen_grad = malloc(sizeof(double) * gan->n_gen_params);
+    part->gram_delta = malloc(sizeof(double) * part->n_cols * panel);
+    part->gram_act = malloc(sizeof(double) * part->n_cols * panel);
+    if (!part->z_rows || !part->z_cols || !part->generated || !part->disc_seed
+        || !part->input_gradient || !part->gen_grad || !part->gram_delta || !part->gram_act
+        || sgk_mlp_work_alloc(plan->net, (int)n_points, &part->gen_work) != SGK_OK
+        || sgk_mlp_work_alloc(&gan->disc, (int)n_points, &part->disc_work) != SGK_OK
+        || !factors_alloc(plan->net, panel, &part->rows)
+        || !factors_alloc(plan->net, part->n_cols, &part->cols))
+        return sgk_error(SGK_ERR_IO, "out of memory for the seeded factors of %ld x %ld local "
+                         "kernel points", part->n_rows, part->n_cols);
+    for (long i = 0; i < part->n_rows; i++)
+        memcpy(part->z_rows + i * k, latent->x + sgk_dmatrix_global_row(kernel, (int)i) * k,
+               sizeof(double) * k);
+    for (long j = 0; j < part->n_cols; j++)
+        memcpy(part->z_cols + j * k, latent->x + sgk_dmatrix_global_col(kernel, (int)j) * k,
+               sizeof(double) * k);
+    for (long p = 0; p < n_points; p++) part->disc_seed[p] = 1.0;
+    return SGK_OK;
+}
+
+/* Seeded factors of m latent points z at generator parameters w and discriminator
+ * parameters v: G(z), then g = grad_x D(G(z)), then the generator's backward pass seeded
+ * with g, whose sensitivities sgk_mlp_backward leaves in gen_work.delta[l] for l < L. */
+static void seeded_factors_compute(const sgk_train_plan *plan, local_part *part, const double *w,
+                                   const double *v, const double *z, int m, seeded_factors *out)
+{
+    const sgk_mlp *gen = plan->net;
+    int n_layers = gen->n_layers;
+
+    out->m = m;
+    sgk_mlp_forward(gen, w, z, m, &part->gen_work, part->generated);
+    sgk_mlp_forward(&plan->gan->disc, v, part->generated, m, &part->disc_work, NULL);
+    sgk_mlp_input_gradient(&plan->gan->disc, v, part->disc_seed, m, &part->disc_work,
+                           part->input_gradient);
+    sgk_mlp_backward(gen, w, part->input_gradient, m, &part->gen_work, part->gen_grad);
+    for (int l = 1; l <= n_layers; l++) {
+        const double *delta = l < n_layers ? part->gen_work.delta[l] : part->input_gradient;
+
+        memcpy(out->act[l - 1], part->gen_work.a[l - 1],
+               sizeof(double) * (size_t)m * gen->dims[l - 1]);
+        memcpy(out->delta[l - 1], delta, sizeof(double) * (size_t)m * gen->dims[l]);
+    }
+}
+
+/* Add weight * the seeded kernel at the checkpoint's parameters to the local entries,
+ * column-major with leading dimension lld. Each Gram is formed with the columns' points
+ * first, so its row-major layout matches the local column-major layout. */
+static void add_checkpoint(const sgk_train_plan *plan, local_part *part, const double *w,
+                           double weight, sgk_dmatrix *kernel)
+{
+    const sgk_mlp *gen = plan->net;
+    const double *v = w + plan->gan->n_gen_params;
+    int k = plan->data->n_features;
+    int n_cols = (int)part->n_cols;
+
+    seeded_factors_compute(plan, part, w, v, part->z_cols, n_cols, &part->cols);
+    for (long i0 = 0; i0 < part->n_rows; i0 += ROW_PANEL) {
+        int rows = (int)(part->n_rows - i0 < ROW_PANEL ? part->n_rows - i0 : ROW_PANEL);
+
+        seeded_factors_compute(plan, part, w, v, part->z_rows + i0 * k, rows, &part->rows);
+        for (int l = 1; l <= gen->n_layers; l++) {
+            int d_out = gen->dims[l], d_in = gen->dims[l - 1];
+            double c2 = gen->weight_scale[l - 1] * gen->weight_scale[l - 1];
+            double b2 = gen->bias_scale[l - 1] * gen->bias_scale[l - 1];
+
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_cols, rows, d_out, 1.0,
+                        part->cols.delta[l - 1], d_out, part->rows.delta[l - 1], d_out, 0.0,
+                        part->gram_delta, rows);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_cols, rows, d_in, 1.0,
+                        part->cols.act[l - 1], d_in, part->rows.act[l - 1], d_in, 0.0,
+                        part->gram_act, rows);
+            for (int j = 0; j < n_cols; j++) {
+                double *target = kernel->local + (size_t)j * kernel->lld + i0;
+                const double *gd = part->gram_delta + (size_t)j * rows;
+                const double *ga = part->gram_act + (size_t)j * rows;
+
+                for (int i = 0; i < rows; i++) target[i] += weight * gd[i] * (c2 * ga[i] + b2);
+            }
+        }
+    }
+}
+
+sgk_status sgk_gan_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                                   const int *dropped, const double *quadrature_weight,
+                                   double scale, sgk_dmatrix *kernel, double *seconds,
+                                   int *stopped)
+{
+    const sgk_train_plan *plan = ensemble->plan;
+    long n_replicas = plan->config->ensemble.replicas;
+    long n_params = plan->gan->n_params;
+    int n_checkpoints = plan->n_checkpoints;
+    size_t per_replica = (size_t)n_checkpoints * n_params;
+    local_part part;
+    sgk_status status;
+    double start = sgk_seconds();
+
+    status = local_part_create(ensemble, kernel, &part);
+    status = sgk_grid_agree(grid, status, "preparing the GAN kernel assembly");
+    if (status != SGK_OK) {
+        local_part_free(&part);
+        return status;
+    }
+
+    /* Replica by replica in index order, checkpoint by checkpoint, so every entry receives
+     * its terms in the same order on every grid. A rank whose own work failed keeps taking
+     * part in the broadcasts; the status is agreed after the loop. */
+    *stopped = 0;
+    for (long r = 0; r < n_replicas; r++) {
+        if (dropped[r]) continue;
+        if (ensemble->snapshot_folder != NULL) {
+            int seen = sgk_control_signal_seen(), any = 0;
+            MPI_Allreduce(&seen, &any, 1, MPI_INT, MPI_MAX, grid->comm);
+            if (any) {
+                *stopped = 1;
+                break;
+            }
+        }
+        int owner = sgk_replica_owner(n_replicas, grid->n_ranks, r);
+        if (grid->rank == owner)
+            memcpy(part.weights,
+                   ensemble->weights_local + (size_t)(r - ensemble->first) * per_replica,
+                   sizeof(double) * per_replica);
+        if (MPI_Bcast(part.weights, (int)per_replica, MPI_DOUBLE, owner, grid->comm)
+            != MPI_SUCCESS)
+            status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's parameters failed", r);
+        if (status != SGK_OK || part.n_rows == 0 || part.n_cols == 0) continue;
+        for (int c = 0; c < n_checkpoints; c++)
+            add_checkpoint(plan, &part, part.weights + (size_t)c * n_params,
+                           scale * quadrature_weight[c], kernel);
+    }
+    status = sgk_grid_agree(grid, status, "assembling the GAN kernel");
+    local_part_free(&part);
+    *seconds = sgk_seconds() - start;
+    return status;
+}
