@@ -611,12 +611,12 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
     status = prepare_plan(config, data, results, &buffers, &plan);
     plan.initial_weights = options->initial_weights;
     if (status == SGK_OK && results->gan.enabled) {
-        status = sgk_gan_plan_create(config, real, &buffers.net, &buffers.gan);
+        status = sgk_gan_plan_create(config, given, &buffers.net, &buffers.gan);
         plan.gan = &buffers.gan;
         if (status == SGK_OK)
             sgk_log(SGK_LOG_INFO, "GAN: generator %ld and discriminator %ld parameters, %ld "
                     "real samples, %ld latent points", buffers.net.n_params,
-                    buffers.gan.disc.n_params, real->n_train, n_samples);
+                    buffers.gan.disc.n_params, given->n_train, n_samples);
         if (status == SGK_OK && sgk_optimizer_preconditions(config->train.optimizer))
             sgk_log(SGK_LOG_WARN, "GAN: the generator kernel leaves out the diagonal "
                     "preconditioner of [train] optimizer = %s, so it is not the path kernel "
