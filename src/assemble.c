@@ -21,6 +21,7 @@ typedef struct {
     long n_rows, n_cols;        /* local rows and columns of the block-cyclic matrix */
     double *x_rows, *x_cols;    /* inputs of those evaluation points */
     double *input_gram;         /* n_cols x n_rows, <x_col, x_row>, or NULL */
+    int *diagonal;              /* n_cols flags: the column's diagonal entry is local */
     double *weights;            /* C x n_params of the replica being assembled */
     double *precond;            /* C x n_params preconditioners (Adam, RMSProp), or NULL */
     sgk_mlp_work work;
@@ -31,6 +32,7 @@ static void local_part_free(local_part *part)
 {
     free(part->x_rows);
     free(part->x_cols);
+    free(part->diagonal);
     free(part->input_gram);
     free(part->weights);
     free(part->precond);
@@ -70,6 +72,14 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     for (long j = 0; j < part->n_cols; j++)
         memcpy(part->x_cols + j * d, data->x + sgk_dmatrix_global_col(kernel, (int)j) * d,
                sizeof(double) * d);
+    part->diagonal = calloc((size_t)part->n_cols, sizeof(int));
+    if (!part->diagonal)
+        return sgk_error(SGK_ERR_IO, "out of memory for the local diagonal of the kernel");
+    for (long j = 0; j < part->n_cols; j++) {
+        long global = sgk_dmatrix_global_col(kernel, (int)j);
+        for (long i = 0; i < part->n_rows && !part->diagonal[j]; i++)
+            part->diagonal[j] = sgk_dmatrix_global_row(kernel, (int)i) == global;
+    }
 
     /* 2. The first layer's activation Gram does not change during training: keep it when
      *    it is small enough. A conditioning input changes it from part to part. */
@@ -142,11 +152,7 @@ static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, c
 
     /* The diagonal: a local column whose global index is also a local row. */
     for (long j = 0; j < part->n_cols; j++) {
-        long global = sgk_dmatrix_global_col(kernel, (int)j);
-        int owned = 0;
-        for (long i = 0; i < part->n_rows && !owned; i++)
-            owned = sgk_dmatrix_global_row(kernel, (int)i) == global;
-        if (!owned) continue;
+        if (!part->diagonal[j]) continue;
 
         double value = 0.0;
         const double *x = part->x_cols + j * d;

@@ -672,7 +672,8 @@ static sgk_status set_gan_disc_lr(sgk_config *c, const setting *s)
 
 static sgk_status set_gan_grid(sgk_config *c, const setting *s)
 {
-    return parse_int(s, 0, 4096, &c->gan.grid);
+    /* The field takes a discriminator pass over grid^2 points on every rank at once. */
+    return parse_int(s, 0, 512, &c->gan.grid);
 }
 
 static sgk_status set_spectrum_eigenpairs(sgk_config *c, const setting *s)
@@ -1241,7 +1242,8 @@ static sgk_status check_sizes(const sgk_config *c)
                          "steps, but train.steps = %ld; lower kernel.checkpoints to at most %ld",
                          c->kernel.checkpoints, (long)c->kernel.checkpoints - 1, c->train.steps,
                          c->train.steps + 1);
-    if (c->spectrum.eigenpairs > c->data.n_train)
+    /* A GAN kernel's order is gan.latent_points, which check_task bounds it by. */
+    if (c->train.task != SGK_TASK_GAN && c->spectrum.eigenpairs > c->data.n_train)
         return sgk_error(SGK_ERR_USAGE, "spectrum.eigenpairs = %ld exceeds data.n_train = %ld, "
                          "the order of the training kernel; use at most %ld, or all",
                          c->spectrum.eigenpairs, c->data.n_train, c->data.n_train);

@@ -97,12 +97,16 @@ sgk_status sgk_denoise_condition_data(const sgk_config *config, const sgk_datase
     return SGK_OK;
 }
 
-void sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints,
-                               const long *checkpoint_step, double effective_lr, long replica,
-                               double *weight, double *time)
+sgk_status sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints,
+                                     const long *checkpoint_step, double effective_lr,
+                                     long replica, double *weight, double *time)
 {
     int n_levels = config->denoise.levels;
     double *interval = calloc((size_t)n_checkpoints * n_levels, sizeof(double));
+
+    if (!interval)
+        return sgk_error(SGK_ERR_IO, "out of memory for the level times of %d checkpoints",
+                         n_checkpoints);
 
     /* interval[c][l]: time spent on level l between checkpoints c and c + 1. */
     for (int c = 0; c + 1 < n_checkpoints; c++)
@@ -119,6 +123,7 @@ void sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints,
                 (c > 0 ? time[(size_t)(c - 1) * n_levels + l] : 0.0) + left;
         }
     free(interval);
+    return SGK_OK;
 }
 
 sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
@@ -154,9 +159,9 @@ sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *gr
     /* 1. Per replica, the trapezoid weights of the time spent on each level; every rank
      *    draws the level sequences itself, which is cheaper than sending them. */
     for (long r = 0; status == SGK_OK && r < n_replicas; r++) {
-        sgk_denoise_level_weights(config, n_checkpoints, base->checkpoint_step, effective_lr, r,
-                                  weight + r * per_replica, time);
-        if (dropped[r]) continue;
+        status = sgk_denoise_level_weights(config, n_checkpoints, base->checkpoint_step,
+                                           effective_lr, r, weight + r * per_replica, time);
+        if (status != SGK_OK || dropped[r]) continue;
         for (size_t i = 0; i < per_replica; i++)
             out->level_time[i] += time[i] / (double)n_accepted;
     }
@@ -164,9 +169,10 @@ sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *gr
         out->noise_level[l] = sgk_denoise_sigma(config, l);
         condition[l] = out->noise_level[l];
     }
+    /* Every rank must enter the same number of collective matrix creations. */
+    status = sgk_grid_agree(grid, status, "preparing the level weights");
     for (int l = 0; status == SGK_OK && l < n_levels; l++)
         status = sgk_dmatrix_create(grid, total->n, total->nb, &out->level_kernel[l]);
-    status = sgk_grid_agree(grid, status, "preparing the level kernels");
 
     /* 2. Every level's kernel in one pass over the replicas, then their sum. */
     if (status == SGK_OK) {
@@ -295,7 +301,8 @@ static sgk_status locality_profiles(const sgk_config *config, const double *x, i
                 double k = out->level_kernel[l].local[(size_t)j * first->lld + i];
                 double scale = sqrt(diagonal[(size_t)l * n + a] * diagonal[(size_t)l * n + b]);
                 sums[(size_t)l * n_bins + bin] += k;
-                sums[(size_t)(n_levels + l) * n_bins + bin] += scale > 0.0 ? k / scale : 0.0;
+                /* A level never trained has a zero kernel, whose cosine is undefined. */
+                sums[(size_t)(n_levels + l) * n_bins + bin] += scale > 0.0 ? k / scale : NAN;
             }
         }
     }

@@ -16,9 +16,9 @@ sgk_status sgk_denoise_condition_data(const sgk_config *config, const sgk_datase
  * (weight, C x L, summing over l to the plain trapezoid weights) and the time spent on
  * each level before each checkpoint (time, C x L). The steps' levels are drawn again
  * with sgk_denoise_perturb. */
-void sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints,
-                               const long *checkpoint_step, double effective_lr, long replica,
-                               double *weight, double *time);
+sgk_status sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints,
+                                     const long *checkpoint_step, double effective_lr,
+                                     long replica, double *weight, double *time);
 
 /* Collective. Assemble every K^(l) = (1/R') sum_r sum_c omega^(l)_{r,c} tr_o Theta_{r,c}
  * evaluated with sigma_l as the last input, their traces per checkpoint, and the total

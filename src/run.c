@@ -573,6 +573,13 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
     if (options == NULL) options = &no_options;
     memset(results, 0, sizeof *results);
     status = check_targets(config, data);
+    /* A GAN replica's parameters are a generator and a discriminator; neither option
+     * describes the pair. */
+    if (status == SGK_OK && config->train.task == SGK_TASK_GAN
+        && (options->initial_weights != NULL || options->keep_first_weights))
+        status = sgk_error(SGK_ERR_USAGE, "train.task = gan takes no shared initial weights "
+                           "and returns no final weights: leave initial_weights NULL and "
+                           "keep_first_weights 0 in the run options");
     if (status != SGK_OK) {
         if (grid->rank != 0) sgk_error_clear();
         return status;

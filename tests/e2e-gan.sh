@@ -74,7 +74,14 @@ for _ in $(seq 1 600); do
     sleep 0.05
 done
 if [ "${generation:-0}" -ge 2 ]; then
-    kill -USR1 "$(pgrep -f "src/sgk-ensemble.*output.file=$out" | tail -n 1)"
+    # One rank, not mpirun (whose command line names the program too), gets the signal.
+    rank=
+    for pid in $(pgrep -f "output.file=$out"); do
+        case "$(ps -o comm= -p "$pid")" in
+            sgk-ensemble | lt-sgk-ensemble) rank=$pid ;;
+        esac
+    done
+    kill -USR1 "$rank"
     wait "$launcher"
     status=$?
     [ "$status" -eq 75 ] || { fail "the stopped run exited with $status, expected 75"; cat "$work/stopped.log"; }

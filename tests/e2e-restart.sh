@@ -39,9 +39,20 @@ wait_for_generation() {
     return 1
 }
 
-# A rank process of the run writing OUTPUT (not mpirun): the signal reaches one rank only.
+# The rank processes of the run writing OUTPUT, not mpirun, whose command line names the
+# program too: a process counts when its own name is the program's (libtool runs it as
+# lt-sgk-ensemble or from src/.libs).
+rank_pids() {
+    for pid in $(pgrep -f "output.file=$1"); do
+        case "$(ps -o comm= -p "$pid")" in
+            sgk-ensemble | lt-sgk-ensemble) echo "$pid" ;;
+        esac
+    done
+}
+
+# One rank of that run: a signal to it reaches that rank only.
 one_rank() {
-    pgrep -f "src/sgk-ensemble.*output.file=$1" | tail -n 1
+    rank_pids "$1" | tail -n 1
 }
 
 # interrupt NAME HOW GENERATION: start a run with snapshots every 0.1 s, wait for the
@@ -64,7 +75,14 @@ interrupt() {
     case $how in
         usr1-rank) kill -USR1 "$(one_rank "$out")" ;;
         term-mpirun) kill -TERM "$launcher" ;;
-        kill) pkill -KILL -f "src/sgk-ensemble.*output.file=$out"; kill -KILL "$launcher" ;;
+        kill)
+            # shellcheck disable=SC2046 # one argument per process id
+            kill -KILL $(rank_pids "$out") "$launcher"
+            # Orphaned ranks would go on writing snapshots next to the restarted run.
+            for _ in $(seq 1 100); do
+                [ -z "$(rank_pids "$out")" ] && break
+                sleep 0.05
+            done ;;
     esac
     wait "$launcher"
     status=$?

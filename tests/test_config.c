@@ -656,11 +656,16 @@ static void test_validate_gan(void)
     CU_ASSERT_EQUAL(VALIDATE("train.task=gan", "gan.disc_lr=0"), SGK_OK);
     sgk_config_defaults(&config);
     CHECK_USAGE(sgk_config_override(&config, "gan.disc_lr=-0.1"), "gan.disc_lr");
+    CHECK_USAGE(sgk_config_override(&config, "gan.grid=513"), "gan.grid");
     CHECK_USAGE(VALIDATE("train.task=gan", "model.init_file=w.nc"), "model.init_file");
     CHECK_USAGE(VALIDATE("train.task=gan", "output.weights_file=w.nc"), "output.weights_file");
     CHECK_USAGE(VALIDATE("train.task=gan", "train.optimizer=sgld"), "sgld");
     CHECK_USAGE(VALIDATE("train.task=gan", "gan.latent_points=10", "spectrum.eigenpairs=11"),
                 "gan.latent_points");
+    /* The GAN kernel's order is latent_points, not the real samples' n_train. */
+    CU_ASSERT_EQUAL(VALIDATE("train.task=gan", "data.n_train=40", "gan.latent_points=256",
+                             "spectrum.eigenpairs=100"),
+                    SGK_OK);
     CU_ASSERT_EQUAL(VALIDATE("train.task=gan", "gan.latent_points=10", "spectrum.eigenpairs=10"),
                     SGK_OK);
 }
