@@ -247,7 +247,7 @@ static double half_width(const double *profile, const double *center, int n_bins
 }
 
 /* Collective. Mean kernel values per distance bin over all pairs of distinct evaluation
- * points, for every level. `x` holds the clean points (N x d). */
+ * points, for every level. `x` contains the clean points (N x d). */
 static sgk_status locality_profiles(const sgk_config *config, const double *x, int d,
                                     sgk_denoise_results *out)
 {
