@@ -236,18 +236,29 @@ static double measure_dgemm_rate(void)
 static void estimate_run(const sgk_config *config, const sgk_dataset *data, int n_ranks,
                          double *bytes, double *seconds)
 {
+    /* The kernel's points and the network's shape: the denoise network also takes the
+     * noise level, and a GAN's kernel is over latent points of its generator, which maps
+     * latent_dim inputs to the data's features. */
     double n = (double)data->n_samples, n_train = (double)data->n_train;
-    double outputs = data->n_outputs;
+    int inputs = data->n_features, n_outputs = data->n_outputs;
+    if (config->train.task == SGK_TASK_DENOISE) inputs++;
+    if (config->train.task == SGK_TASK_GAN) {
+        n = n_train = (double)config->gan.latent_points;
+        inputs = config->gan.latent_dim;
+        n_outputs = data->n_features;
+    }
+    double outputs = n_outputs;
     double replicas_per_rank = ceil((double)config->ensemble.replicas / n_ranks);
-    double batch = config->train.batch_size > 0 ? (double)config->train.batch_size : n_train;
-    double widths = data->n_features + outputs, layer_products = 0.0, factor_width = 0.0;
+    double batch = config->train.batch_size > 0 ? (double)config->train.batch_size
+                                                 : (double)data->n_train;
+    double widths = inputs + outputs, layer_products = 0.0, factor_width = 0.0;
     double layer_params = 0.0;
     int dims[SGK_MAX_HIDDEN + 2];
     int n_dims = 0;
 
-    dims[n_dims++] = data->n_features;
+    dims[n_dims++] = inputs;
     for (int l = 0; l < config->model.n_hidden; l++) dims[n_dims++] = config->model.widths[l];
-    dims[n_dims++] = data->n_outputs;
+    dims[n_dims++] = n_outputs;
     for (int l = 1; l < n_dims; l++) {
         layer_products += (double)dims[l] * dims[l - 1];
         layer_params += (double)dims[l] * (dims[l - 1] + 1);

@@ -601,6 +601,12 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
         if (status != SGK_OK) goto done;
         data = &results->gan.latent;
         n_samples = data->n_samples;
+        if (config->kernel.probe > 0)
+            sgk_log(SGK_LOG_INFO, "GAN mode keeps no probe kernels, so [kernel] probe = %ld "
+                    "is not used", config->kernel.probe);
+        if (config->gan.grid > 0 && results->gan.n_grid == 0)
+            sgk_log(SGK_LOG_INFO, "the discriminator field needs 2-D data, so [gan] grid = %d "
+                    "is not used for %d-dimensional data", config->gan.grid, given->n_features);
     }
     results->n_replicas = n_replicas;
     results->n_probe = config->kernel.probe < n_samples ? config->kernel.probe : n_samples;
