@@ -176,19 +176,97 @@ static void set_condition(local_part *part, int d, double value)
     for (long j = 0; j < part->n_cols; j++) part->x_cols[j * d + d - 1] = value;
 }
 
-/* Collective. The loop both entry points share: replica by replica in index order,
- * checkpoint by checkpoint, part by part, so every entry receives its terms in the same
- * order on every grid. */
+sgk_status sgk_assemble_by_replica(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                                   const int *dropped, double *weights, double *preconditioners,
+                                   sgk_replica_visit visit, void *context, int *stopped)
+{
+    long n_replicas = ensemble->plan->config->ensemble.replicas;
+    size_t per_replica = (size_t)ensemble->plan->n_checkpoints
+                         * sgk_train_plan_params(ensemble->plan);
+    sgk_status status = SGK_OK;
+
+    /* A rank whose own work failed keeps taking part in the broadcasts, so that no rank
+     * waits for it. The caller agrees on the status after the loop. */
+    *stopped = 0;
+    for (long r = 0; r < n_replicas; r++) {
+        if (dropped[r]) continue;
+
+        /* A stop signal to any rank ends the assembly between replicas; the caller then
+         * snapshots the trained ensemble, and a restart assembles again. */
+        if (ensemble->snapshot_folder != NULL) {
+            int seen = sgk_control_signal_seen(), any = 0;
+            MPI_Allreduce(&seen, &any, 1, MPI_INT, MPI_MAX, grid->comm);
+            if (any) {
+                *stopped = 1;
+                break;
+            }
+        }
+        int owner = sgk_replica_owner(n_replicas, grid->n_ranks, r);
+        size_t offset = (size_t)(r - ensemble->first) * per_replica;
+        if (grid->rank == owner)
+            memcpy(weights, ensemble->weights_local + offset, sizeof(double) * per_replica);
+        if (MPI_Bcast(weights, (int)per_replica, MPI_DOUBLE, owner, grid->comm) != MPI_SUCCESS)
+            status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's parameters failed", r);
+        if (preconditioners != NULL) {
+            if (grid->rank == owner)
+                memcpy(preconditioners, ensemble->precond_local + offset,
+                       sizeof(double) * per_replica);
+            if (MPI_Bcast(preconditioners, (int)per_replica, MPI_DOUBLE, owner, grid->comm)
+                != MPI_SUCCESS)
+                status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's preconditioners "
+                                   "failed", r);
+        }
+        if (status == SGK_OK) status = visit(context, r, weights, preconditioners);
+    }
+    return status;
+}
+
+/* The kernel parts of one replica, checkpoint by checkpoint, part by part, so every entry
+ * receives its terms in the same order on every grid. */
+typedef struct {
+    const sgk_train_plan *plan;
+    const sgk_assembly_terms *terms;
+    local_part *part;
+} terms_visit;
+
+static sgk_status add_replica_terms(void *context, long r, const double *weights,
+                                    const double *preconditioners)
+{
+    const terms_visit *visit = context;
+    const sgk_train_plan *plan = visit->plan;
+    const sgk_assembly_terms *terms = visit->terms;
+    local_part *part = visit->part;
+    int n_checkpoints = plan->n_checkpoints;
+    int n_parts = terms->n_parts;
+    int d = plan->data->n_features;
+    sgk_status status = SGK_OK;
+
+    if (part->n_rows == 0 || part->n_cols == 0) return SGK_OK;
+    for (int c = 0; c < n_checkpoints && status == SGK_OK; c++) {
+        size_t offset = (size_t)c * plan->net->n_params;
+        const double *w = weights + offset;
+        const double *precond = preconditioners ? preconditioners + offset : NULL;
+        for (int p = 0; p < n_parts && status == SGK_OK; p++) {
+            double weight = terms->per_replica
+                                ? terms->weight[((size_t)r * n_checkpoints + c) * n_parts + p]
+                                : terms->weight[(size_t)c * n_parts + p];
+            double *trace = terms->trace ? &terms->trace[(size_t)c * n_parts + p] : NULL;
+            if (terms->condition != NULL) set_condition(part, d, terms->condition[p]);
+            if (weight != 0.0 || trace != NULL)
+                status = add_checkpoint(plan, part, w, precond, terms->scale * weight,
+                                        &terms->kernels[p], trace);
+        }
+    }
+    return status;
+}
+
+/* Collective. What both entry points share. */
 static sgk_status assemble_terms(const sgk_ensemble *ensemble, const sgk_grid *grid,
                                  const int *dropped, const sgk_assembly_terms *terms,
                                  double *seconds, int *stopped)
 {
-    const sgk_train_plan *plan = ensemble->plan;
-    long n_replicas = plan->config->ensemble.replicas;
-    int n_checkpoints = plan->n_checkpoints;
+    int n_checkpoints = ensemble->plan->n_checkpoints;
     int n_parts = terms->n_parts;
-    int d = plan->data->n_features;
-    size_t per_replica = (size_t)n_checkpoints * plan->net->n_params;
     local_part part;
     sgk_status status;
     double start = sgk_seconds();
@@ -206,55 +284,9 @@ static sgk_status assemble_terms(const sgk_ensemble *ensemble, const sgk_grid *g
     if (terms->trace != NULL)
         memset(terms->trace, 0, sizeof(double) * n_checkpoints * n_parts);
 
-    /* A rank whose own work failed keeps taking part in the broadcasts, so that no rank
-     * waits for it. The status is agreed after the loop. */
-    *stopped = 0;
-    for (long r = 0; r < n_replicas; r++) {
-        if (dropped[r]) continue;
-
-        /* A stop signal to any rank ends the assembly between replicas; the caller then
-         * snapshots the trained ensemble, and a restart assembles again. */
-        if (ensemble->snapshot_folder != NULL) {
-            int seen = sgk_control_signal_seen(), any = 0;
-            MPI_Allreduce(&seen, &any, 1, MPI_INT, MPI_MAX, grid->comm);
-            if (any) {
-                *stopped = 1;
-                break;
-            }
-        }
-        int owner = sgk_replica_owner(n_replicas, grid->n_ranks, r);
-        if (grid->rank == owner)
-            memcpy(part.weights, ensemble->weights_local + (size_t)(r - ensemble->first) * per_replica,
-                   sizeof(double) * per_replica);
-        if (MPI_Bcast(part.weights, (int)per_replica, MPI_DOUBLE, owner, grid->comm) != MPI_SUCCESS)
-            status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's parameters failed", r);
-        if (part.precond != NULL) {
-            if (grid->rank == owner)
-                memcpy(part.precond,
-                       ensemble->precond_local + (size_t)(r - ensemble->first) * per_replica,
-                       sizeof(double) * per_replica);
-            if (MPI_Bcast(part.precond, (int)per_replica, MPI_DOUBLE, owner, grid->comm)
-                != MPI_SUCCESS)
-                status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's preconditioners "
-                                   "failed", r);
-        }
-        if (part.n_rows == 0 || part.n_cols == 0) continue;
-        for (int c = 0; c < n_checkpoints && status == SGK_OK; c++) {
-            size_t offset = (size_t)c * plan->net->n_params;
-            const double *w = part.weights + offset;
-            const double *precond = part.precond ? part.precond + offset : NULL;
-            for (int p = 0; p < n_parts && status == SGK_OK; p++) {
-                double weight = terms->per_replica
-                                    ? terms->weight[((size_t)r * n_checkpoints + c) * n_parts + p]
-                                    : terms->weight[(size_t)c * n_parts + p];
-                if (terms->condition != NULL) set_condition(&part, d, terms->condition[p]);
-                double *trace = terms->trace ? &terms->trace[(size_t)c * n_parts + p] : NULL;
-                if (weight != 0.0 || trace != NULL)
-                    status = add_checkpoint(plan, &part, w, precond, terms->scale * weight,
-                                            &terms->kernels[p], trace);
-            }
-        }
-    }
+    terms_visit visit = { .plan = ensemble->plan, .terms = terms, .part = &part };
+    status = sgk_assemble_by_replica(ensemble, grid, dropped, part.weights, part.precond,
+                                     add_replica_terms, &visit, stopped);
     status = sgk_grid_agree(grid, status, "assembling the kernel");
     local_part_free(&part);
     if (status == SGK_OK && terms->trace != NULL

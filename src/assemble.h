@@ -21,6 +21,21 @@ sgk_status sgk_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *gri
                                double scale, sgk_dmatrix *kernel, double *seconds,
                                int *stopped);
 
+/* Called on every rank for each accepted replica with its checkpoint parameters (C x P,
+ * P = sgk_train_plan_params) and preconditioners (or NULL). */
+typedef sgk_status (*sgk_replica_visit)(void *context, long replica, const double *weights,
+                                        const double *preconditioners);
+
+/* Collective. The replica loop of every assembly: for each replica not `dropped`, in index
+ * order, broadcast its stored parameters (and preconditioners, when `preconditioners` is
+ * not NULL) from the rank that trained it into these C x P buffers, then call `visit`.
+ * After a failure a rank keeps taking part in the broadcasts but visits no more; the
+ * caller agrees on the status. With a snapshot folder, a SIGTERM or SIGUSR1 seen by any
+ * rank stops the loop between replicas with *stopped = 1. */
+sgk_status sgk_assemble_by_replica(const sgk_ensemble *ensemble, const sgk_grid *grid,
+                                   const int *dropped, double *weights, double *preconditioners,
+                                   sgk_replica_visit visit, void *context, int *stopped);
+
 /* Several kernels assembled in one pass over the replicas, for kernels split into parts
  * (the noise levels of the denoise task). Part p receives
  * scale * sum over accepted r and c of weight(r, c, p) tr_o Theta_{r,c}, with the last input

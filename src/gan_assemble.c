@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
+#include "assemble.h"
 #include "gan.h"
 #include "sgk/log.h"
 
@@ -185,16 +185,35 @@ static void add_checkpoint(const sgk_train_plan *plan, local_part *part, const d
     }
 }
 
+/* The checkpoints of one replica. */
+typedef struct {
+    const sgk_train_plan *plan;
+    local_part *part;
+    const double *quadrature_weight;
+    double scale;
+    sgk_dmatrix *kernel;
+} replica_visit;
+
+static sgk_status add_replica(void *context, long replica, const double *weights,
+                              const double *preconditioners)
+{
+    const replica_visit *visit = context;
+    long n_params = visit->plan->gan->n_params;
+
+    (void)replica;
+    (void)preconditioners;
+    if (visit->part->n_rows == 0 || visit->part->n_cols == 0) return SGK_OK;
+    for (int c = 0; c < visit->plan->n_checkpoints; c++)
+        add_checkpoint(visit->plan, visit->part, weights + (size_t)c * n_params,
+                       visit->scale * visit->quadrature_weight[c], visit->kernel);
+    return SGK_OK;
+}
+
 sgk_status sgk_gan_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
                                    const int *dropped, const double *quadrature_weight,
                                    double scale, sgk_dmatrix *kernel, double *seconds,
                                    int *stopped)
 {
-    const sgk_train_plan *plan = ensemble->plan;
-    long n_replicas = plan->config->ensemble.replicas;
-    long n_params = plan->gan->n_params;
-    int n_checkpoints = plan->n_checkpoints;
-    size_t per_replica = (size_t)n_checkpoints * n_params;
     local_part part;
     sgk_status status;
     double start = sgk_seconds();
@@ -206,33 +225,15 @@ sgk_status sgk_gan_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid 
         return status;
     }
 
-    /* Replica by replica in index order, checkpoint by checkpoint, so every entry receives
-     * its terms in the same order on every grid. A rank whose own work failed keeps taking
-     * part in the broadcasts; the status is agreed after the loop. */
-    *stopped = 0;
-    for (long r = 0; r < n_replicas; r++) {
-        if (dropped[r]) continue;
-        if (ensemble->snapshot_folder != NULL) {
-            int seen = sgk_control_signal_seen(), any = 0;
-            MPI_Allreduce(&seen, &any, 1, MPI_INT, MPI_MAX, grid->comm);
-            if (any) {
-                *stopped = 1;
-                break;
-            }
-        }
-        int owner = sgk_replica_owner(n_replicas, grid->n_ranks, r);
-        if (grid->rank == owner)
-            memcpy(part.weights,
-                   ensemble->weights_local + (size_t)(r - ensemble->first) * per_replica,
-                   sizeof(double) * per_replica);
-        if (MPI_Bcast(part.weights, (int)per_replica, MPI_DOUBLE, owner, grid->comm)
-            != MPI_SUCCESS)
-            status = sgk_error(SGK_ERR_IO, "MPI_Bcast of replica %ld's parameters failed", r);
-        if (status != SGK_OK || part.n_rows == 0 || part.n_cols == 0) continue;
-        for (int c = 0; c < n_checkpoints; c++)
-            add_checkpoint(plan, &part, part.weights + (size_t)c * n_params,
-                           scale * quadrature_weight[c], kernel);
-    }
+    /* The shared replica loop visits the replicas in index order, so every entry receives
+     * its terms in the same order on every grid. */
+    replica_visit visit = { .plan = ensemble->plan,
+                            .part = &part,
+                            .quadrature_weight = quadrature_weight,
+                            .scale = scale,
+                            .kernel = kernel };
+    status = sgk_assemble_by_replica(ensemble, grid, dropped, part.weights, NULL, add_replica,
+                                     &visit, stopped);
     status = sgk_grid_agree(grid, status, "assembling the GAN kernel");
     local_part_free(&part);
     *seconds = sgk_seconds() - start;
