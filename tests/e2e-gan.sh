@@ -17,6 +17,8 @@ fail() {
     echo "FAIL: $*"
     failures=$((failures + 1))
 }
+# shellcheck source=tests/e2e-resume.sh.inc
+. "${top_srcdir:-.}/tests/e2e-resume.sh.inc"
 
 # 2-D teacher inputs as real samples; Adam, so that the optimizer state of both networks
 # must survive the restart.
@@ -59,44 +61,8 @@ if [ -r "$work/np2.nc" ]; then
     done
 fi
 
-# 3. Restart: a long run, SIGUSR1 to one rank after the second snapshot, then --restart.
-set -- "$@" --set train.steps=4000
-$MPIEXEC -n 2 "$program" "$@" --set "output.file=$work/reference.nc" \
-    || fail "the reference run exited with $?"
-out="$work/stopped.nc"
-$MPIEXEC -n 2 "$program" "$@" --set "output.file=$out" --set output.checkpoint_every=0.002 \
-    >"$work/stopped.log" 2>&1 &
-launcher=$!
-generation=0
-for _ in $(seq 1 600); do
-    [ -r "$out.ckpt/manifest" ] && generation=$(sed -n 's/^generation = //p' "$out.ckpt/manifest")
-    [ "${generation:-0}" -ge 2 ] && break
-    sleep 0.05
-done
-if [ "${generation:-0}" -ge 2 ]; then
-    # One rank, not mpirun (whose command line names the program too), gets the signal.
-    rank=
-    for pid in $(pgrep -f "output.file=$out"); do
-        case "$(ps -o comm= -p "$pid")" in
-            sgk-ensemble | lt-sgk-ensemble) rank=$pid ;;
-        esac
-    done
-    kill -USR1 "$rank"
-    wait "$launcher"
-    status=$?
-    [ "$status" -eq 75 ] || { fail "the stopped run exited with $status, expected 75"; cat "$work/stopped.log"; }
-    if $MPIEXEC -n 2 "$program" --quiet --restart "$out.ckpt" >>"$work/stopped.log" 2>&1; then
-        # shellcheck disable=SC2086
-        "$compare" "$work/reference.nc" "$out" --rtol 0 $variables memory_residual \
-            >"$work/restart.log" \
-            || { fail "the resumed run differs from the reference"; cat "$work/restart.log"; }
-    else
-        fail "the restart failed"; cat "$work/stopped.log"
-    fi
-else
-    fail "no snapshot generation 2 appeared"; cat "$work/stopped.log"
-    wait "$launcher"
-fi
+# 3. Restart: SIGUSR1 to one rank after the second snapshot, then --restart.
+check_resume "$variables memory_residual" "$@" --set train.steps=4000
 
 if [ "$failures" -ne 0 ]; then
     echo "e2e-gan: $failures check(s) failed"

@@ -39,16 +39,8 @@ wait_for_generation() {
     return 1
 }
 
-# The rank processes of the run writing OUTPUT, not mpirun, whose command line names the
-# program too: a process counts when its own name is the program's (libtool runs it as
-# lt-sgk-ensemble or from src/.libs).
-rank_pids() {
-    for pid in $(pgrep -f "output.file=$1"); do
-        case "$(ps -o comm= -p "$pid")" in
-            sgk-ensemble | lt-sgk-ensemble) echo "$pid" ;;
-        esac
-    done
-}
+# shellcheck source=tests/e2e-resume.sh.inc
+. "${top_srcdir:-.}/tests/e2e-resume.sh.inc"
 
 # One rank of that run: a signal to it reaches that rank only.
 one_rank() {
