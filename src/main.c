@@ -494,11 +494,17 @@ int main(int argc, char **argv)
         status = opts.restart ? resolve_restart(&opts, n_ranks, &config, &manifest)
                               : resolve_config(&opts, NULL, &config);
     if (status == SGK_OK) status = check_output_path(config.output.file);
+    /* A dry run writes nothing, so an existing output only earns a warning there. */
     if (status == SGK_OK && !opts.force && !config.output.overwrite
-        && file_exists(config.output.file))
-        status = sgk_error(SGK_ERR_USAGE, "output file '%s' exists; pass --force or set [output] "
-                           "overwrite = yes to replace it, or choose another [output] file",
-                           config.output.file);
+        && file_exists(config.output.file)) {
+        if (opts.dry_run)
+            sgk_log(SGK_LOG_WARN, "output file '%s' exists; the run would need --force or "
+                    "[output] overwrite = yes to replace it", config.output.file);
+        else
+            status = sgk_error(SGK_ERR_USAGE, "output file '%s' exists; pass --force or set "
+                               "[output] overwrite = yes to replace it, or choose another "
+                               "[output] file", config.output.file);
+    }
     snprintf(snapshot_folder, sizeof snapshot_folder, "%s.ckpt", config.output.file);
     if (status == SGK_OK && !opts.restart && !opts.dry_run) {
         char manifest_path[SGK_PATH_LEN + 32];
@@ -534,8 +540,13 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return (int)status;
     }
-    sgk_log(SGK_LOG_INFO, "data: %ld train, %ld test, %ld ood points, %d features, %d outputs",
-            data.n_train, data.n_test, data.n_ood, data.n_features, data.n_outputs);
+    if (config.train.task == SGK_TASK_GAN)
+        sgk_log(SGK_LOG_INFO, "data: %ld real samples of %d features for the GAN (test and ood "
+                "points are not used)", data.n_train, data.n_features);
+    else
+        sgk_log(SGK_LOG_INFO, "data: %ld train, %ld test, %ld ood points, %d features, %d "
+                "outputs", data.n_train, data.n_test, data.n_ood, data.n_features,
+                data.n_outputs);
     if (opts.restart && manifest.data_hash != hash_dataset(&data))
         status = sgk_error(SGK_ERR_DATA, "the data differ from those of snapshot '%s': the data "
                            "files changed since the run started", opts.restart);

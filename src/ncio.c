@@ -97,6 +97,7 @@ enum {
     VAR_LOCALITY_PROFILE_NORMALIZED,
     VAR_LOCALITY_WIDTH,
     VAR_REAL_X,
+    VAR_GENERATED,
     VAR_DISC_GRID,
     VAR_DISC_VALUE,
     VAR_DISC_GRADIENT,
@@ -328,6 +329,11 @@ static const var_spec var_specs[N_VARS] = {
                     "GAN mode: the training points of the data source, which the "
                     "discriminator learns to tell from generated samples; x holds the latent "
                     "points and f_mean the generated samples."},
+    [VAR_GENERATED] = {"generated", NC_DOUBLE, 3, {DIM_REPLICA, DIM_SAMPLE, DIM_OUTPUT},
+                       "generated samples per replica", "1",
+                       "G_r(z_a) of each replica's generator at the last checkpoint "
+                       "(replica_dropped marks those left out of f_mean). f_mean averages "
+                       "them, which is not a sample of any generator."},
     [VAR_DISC_GRID] = {"disc_grid", NC_DOUBLE, 2, {DIM_GRID_POINT, DIM_OUTPUT},
                        "discriminator field lattice", "1",
                        "GAN mode, 2-D data: point p = i0 * grid + i1 of a grid x grid lattice "
@@ -620,6 +626,7 @@ static void fill_header(shared_header *header, const sgk_config *config,
     header->present[VAR_ALIGNMENT] = analysis && !analysis->without_targets;
     header->present[VAR_ALIGNMENT_CENTERED] = analysis && !analysis->without_targets;
     header->present[VAR_REAL_X] = header->dim_length[DIM_REAL] > 0;
+    header->present[VAR_GENERATED] = results->gan.enabled && results->f_replica_final != NULL;
     for (v = VAR_DISC_GRID; v <= VAR_DISC_GRADIENT; v++)
         header->present[v] = header->dim_length[DIM_GRID_POINT] > 0;
     if (analysis) {
@@ -1064,6 +1071,8 @@ static sgk_status write_small_arrays(const nc_writer *writer, const sgk_dataset 
     if (present[VAR_PROBE_INDEX]) SGK_CHECK(write_evolution_arrays(writer, results));
     if (present[VAR_NOISE_LEVEL]) SGK_CHECK(write_denoise_arrays(writer, &results->denoise));
     if (present[VAR_REAL_X]) SGK_CHECK(put_double(writer, VAR_REAL_X, results->gan.real_x));
+    if (present[VAR_GENERATED])
+        SGK_CHECK(put_double(writer, VAR_GENERATED, results->f_replica_final));
     if (present[VAR_DISC_GRID]) {
         SGK_CHECK(put_double(writer, VAR_DISC_GRID, results->gan.disc_grid));
         SGK_CHECK(put_double(writer, VAR_DISC_VALUE, results->gan.disc_value));
