@@ -281,6 +281,50 @@ static void test_locality_profile(void)
     run_free(&run);
 }
 
+/* With one replica, the trace of each assembled K^(l) is sum_c omega^(l)_c tr Theta_c^(l),
+ * where the per-checkpoint traces come from level_trace and the weights are recounted here
+ * from the level draws. The assembly forms the kernel's diagonal from row and column
+ * factor panels, and level_trace from single-point Grams, so this checks one against the
+ * other for a nonlinear network. Tolerance 1e-12 relative: both sides sum the same
+ * products in different orders. */
+static void test_level_trace_consistency(void)
+{
+    run_case run;
+    sgk_status status = run_denoise(ARGS("data.source=teacher", "data.n_train=16", "data.n_test=5",
+                                         "data.teacher_inputs=2", "model.widths=7,5",
+                                         "model.activation=tanh", "train.task=denoise",
+                                         "train.lr=0.05", "train.steps=24", "train.batch_size=4",
+                                         "ensemble.replicas=1", "kernel.checkpoints=5",
+                                         "denoise.levels=3", "denoise.sigma_min=0.1",
+                                         "denoise.sigma_max=1", "kernel.block_size=3"),
+                                    &run);
+    CU_ASSERT_EQUAL_FATAL(status, SGK_OK);
+    if (rank == 0) {
+        const sgk_denoise_results *dn = &run.results.denoise;
+        int n_levels = 3, n_checkpoints = run.results.n_checkpoints;
+        long n = run.data.n_samples;
+        double interval[5][3] = { { 0 } };
+        for (int c = 0; c + 1 < n_checkpoints; c++) {
+            double before[3], after[3];
+            mean_level_time(&run.config, run.results.checkpoint_step[c], before);
+            mean_level_time(&run.config, run.results.checkpoint_step[c + 1], after);
+            for (int l = 0; l < n_levels; l++) interval[c][l] = after[l] - before[l];
+        }
+        for (int l = 0; l < n_levels; l++) {
+            double trace = 0.0, expected = 0.0;
+            for (long a = 0; a < n; a++) trace += run.levels[((size_t)l * n + a) * n + a];
+            for (int c = 0; c < n_checkpoints; c++) {
+                double weight = 0.5 * ((c > 0 ? interval[c - 1][l] : 0.0)
+                                       + (c + 1 < n_checkpoints ? interval[c][l] : 0.0));
+                expected += weight * dn->level_trace[(size_t)c * n_levels + l];
+            }
+            printf("\n  level %d: trace %.6g, from level_trace %.6g\n", l, trace, expected);
+            CU_ASSERT(fabs(trace - expected) <= 1e-12 * fabs(expected));
+        }
+    }
+    run_free(&run);
+}
+
 /* One level with zero noise trains D(x, 0) to return x. That is the supervised regression
  * on inputs (x, 0) with targets x, with the same minibatches and initial weights. The two
  * runs must agree to rounding in kernel, outputs and losses. Training takes the same
@@ -387,6 +431,7 @@ int main(int argc, char **argv)
     CU_pSuite suite = CU_add_suite("denoise", NULL, NULL);
     CU_add_test(suite, "linear level kernels", test_linear_level_kernels);
     CU_add_test(suite, "locality profile", test_locality_profile);
+    CU_add_test(suite, "level trace consistency", test_level_trace_consistency);
     CU_add_test(suite, "zero noise limit", test_zero_noise_limit);
     CU_add_test(suite, "invalid schedules", test_invalid_schedules);
     failed = sgk_test_mpi_run(MPI_COMM_WORLD);
