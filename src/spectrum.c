@@ -311,7 +311,12 @@ sgk_status sgk_spectrum_eigh(sgk_dmatrix *a, double *eigenvalues, sgk_dmatrix *v
 
     /* 5. Reverse the eigenvector columns to match. PDSYEVD wrote them into
      *    `vectors`; `a` is scratch now and has the same layout, so copy them there
-     *    and reverse back into `vectors`. */
+     *    and reverse back into `vectors`. The workspace, about two local parts, goes
+     *    first, so that the reversal's buffers do not add to the solver's peak. */
+    free(work);
+    free(iwork);
+    work = NULL;
+    iwork = NULL;
     if (status == SGK_OK && vectors != NULL) {
         size_t count = (size_t)a->local_rows * (size_t)a->local_cols;
 
