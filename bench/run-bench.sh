@@ -240,7 +240,7 @@ main() {
     record memory mpi_run 2 "$bench/sgk-bench-maxrss" "$out/maxrss" "$ensemble" --quiet \
         "$out/memory.ini"
     peak_kib=$(cat "$out"/maxrss.* 2>/dev/null | awk '$2 > m { m = $2 } END { print m + 0 }')
-    # The baseline: what a rank holds before any array of the run, that is MPI, the
+    # The baseline: what a rank keeps resident before any array of the run: MPI, the
     # libraries and the inputs of the N points. A dry run loads the data, prints rank 0's
     # resident memory (in MB of 10^6 bytes) and stops.
     mpi_run 2 "$ensemble" --dry-run "$out/memory.ini" > "$out/memory-baseline.log" 2>&1
@@ -258,19 +258,19 @@ main() {
         echo "   per rank: $(cat "$out"/maxrss.* | awk '{ printf "%.0f MiB  ", $2 / 1024 }')"
         echo "   model 8 N^2 / p + features = $(calc "$model / 1048576") MiB;" \
             "peak / model = $(result memory_ratio)"
-        # The model by phase: the assembly holds the kernel and the factors; the spectrum
-        # holds the kernel and what PDSYEVD needs for the n training points, a copy of
-        # K_n, the eigenvectors and a workspace of two more local parts (4 x 8 n^2 / p).
-        # The larger of the two, plus the baseline.
+        # The model by phase. The assembly needs the kernel and the factors, the spectrum
+        # needs the kernel and what PDSYEVD needs for the n training points: the saved
+        # lower triangle of K_n (half a local part), the eigenvectors and a workspace of
+        # two more local parts, 3.5 x 8 n^2 / p. The larger of the two, plus the baseline.
         if [ -n "$baseline_mb" ]; then
-            spectrum=$(calc "8 * $n * $n / 2 + 4 * 8 * $n_train * $n_train / 2")
+            spectrum=$(calc "8 * $n * $n / 2 + 3.5 * 8 * $n_train * $n_train / 2")
             larger=$(awk "BEGIN { print ($spectrum > $model) ? $spectrum : $model }")
             phase_model=$(calc "$larger + $baseline_mb * 1e6")
             remember memory_ratio_phases "$(calc "$peak / $phase_model")"
             echo "   baseline (dry run, rank 0: MPI, libraries, inputs) =" \
                 "$(calc "$baseline_mb * 1e6 / 1048576") MiB"
             echo "   model by phase: baseline + max(assembly $(calc "$model / 1048576")," \
-                "spectrum 8 (N^2 + 4 n^2) / p = $(calc "$spectrum / 1048576")) MiB ="
+                "spectrum 8 (N^2 + 3.5 n^2) / p = $(calc "$spectrum / 1048576")) MiB ="
             echo "   $(calc "$phase_model / 1048576") MiB; peak / model by phase =" \
                 "$(result memory_ratio_phases)"
         fi
