@@ -8,6 +8,7 @@
  * full matrix, and ranks that own no block still take part in every reduction with
  * zeros. The one product with real work, W = K[all, train] V, is PDGEMM. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "sgk/analysis.h"
 #include "sgk/log.h"
 #include "sgk/spectrum.h"
+#include "snapshot.h"
 
 /* ScaLAPACK and PBLAS Fortran routines, declared here because no C header ships.
  * The size_t arguments are gfortran's hidden CHARACTER lengths. */
@@ -126,14 +128,143 @@ static sgk_status allocate_arrays(const sgk_grid *grid, sgk_analysis *analysis)
     return sgk_grid_agree(grid, status, "allocating the spectrum analysis");
 }
 
-/* Collective. Eigenpairs of K_n into analysis->eigenvalues and analysis->vectors. */
-static sgk_status solve_spectrum(const sgk_dmatrix *sgk, sgk_analysis *analysis)
+/* Number of the global indices [0, g) that process p of np owns, blocks of nb, first
+ * block on process 0. Local indices follow global order, so on a process these are
+ * the first ones. */
+static long owned_below(long g, int nb, int p, int np)
+{
+    long full_blocks = g / nb;
+    long count = (full_blocks / np) * nb;
+    long extra_blocks = full_blocks % np;
+
+    if (p < extra_blocks)
+        count += nb;
+    else if (p == extra_blocks)
+        count += g % nb;
+    return count;
+}
+
+/* FNV-1a hash of the strict upper triangle of this rank's part of `block`: in local
+ * column j, the rows above the diagonal are the first owned_below(column) ones. */
+static uint64_t hash_upper_triangle(const sgk_dmatrix *block)
+{
+    const sgk_grid *grid = block->grid;
+    uint64_t hash = SGK_HASH_START;
+
+    for (int j = 0; j < block->local_cols; j++) {
+        long above = owned_below(sgk_dmatrix_global_col(block, j), block->nb, grid->my_prow,
+                                 grid->n_prow);
+
+        if (above > block->local_rows) above = block->local_rows;
+        hash = sgk_hash_bytes(hash, block->local + (size_t)j * block->lld,
+                              (size_t)above * sizeof(double));
+    }
+    return hash;
+}
+
+/* Copy the lower triangle with the diagonal of this rank's part of `block` to or from
+ * `saved`, column by column, or only count its entries when `saved` is NULL. When
+ * saving with `scale` != 1, also multiply those entries of `block` by it. Returns the
+ * number of entries. */
+static size_t move_lower_triangle(sgk_dmatrix *block, double *saved, int restore, double scale)
+{
+    const sgk_grid *grid = block->grid;
+    size_t offset = 0;
+
+    for (int j = 0; j < block->local_cols; j++) {
+        long above = owned_below(sgk_dmatrix_global_col(block, j), block->nb, grid->my_prow,
+                                 grid->n_prow);
+        double *column = block->local + (size_t)j * block->lld;
+        long count;
+
+        if (above > block->local_rows) above = block->local_rows;
+        count = block->local_rows - above;
+        if (saved != NULL && restore)
+            memcpy(column + above, saved + offset, (size_t)count * sizeof(double));
+        else if (saved != NULL)
+            memcpy(saved + offset, column + above, (size_t)count * sizeof(double));
+        for (long i = above; !restore && scale != 1.0 && i < block->local_rows; i++)
+            column[i] *= scale;
+        offset += (size_t)count;
+    }
+    return offset;
+}
+
+/* Collective. All eigenpairs of K_n, solved in the kernel's own leading n x n block
+ * instead of a copy, which saves half a local part of K_n. ScaLAPACK documents that
+ * PDSYEVD (UPLO = 'L') reads and destroys the lower triangle with the diagonal, and
+ * tests/test_spectrum.c checks that it writes nothing else. So that triangle is saved,
+ * scaled by 1 / n in place and restored afterwards, and the solver reads bitwise the
+ * entries of a scaled copy. The strict upper triangle is hashed before and after, so
+ * that a solver that wrote there fails the run instead of leaving a corrupt kernel. */
+static sgk_status solve_in_place(sgk_dmatrix *sgk, sgk_analysis *analysis)
+{
+    const sgk_grid *grid = sgk->grid;
+    int n = (int)analysis->n_train, nb = sgk->nb, zero = 0, info = 0;
+    sgk_dmatrix block = *sgk;
+    double *saved = NULL;
+    uint64_t upper_before = 0, upper_after = 0;
+    int changed = 0, changed_anywhere = 0;
+    sgk_status status = SGK_OK;
+
+    /* 1. The view: K's local array and leading dimension, the sizes of an n x n matrix.
+     *    Both start at process (0, 0) with block size nb, so entry (i, j) of the block
+     *    is at the same local place as entry (i, j) of K. */
+    block.n = n;
+    block.local_rows = numroc_(&n, &nb, &grid->my_prow, &zero, &grid->n_prow);
+    block.local_cols = numroc_(&n, &nb, &grid->my_pcol, &zero, &grid->n_pcol);
+    descinit_(block.desc, &n, &n, &nb, &nb, &zero, &zero, &grid->context, &block.lld, &info);
+    if (info != 0)
+        status = sgk_error(SGK_ERR_USAGE, "DESCINIT rejected argument %d for the n = %d "
+                           "training block of the kernel", -info, n);
+    if (status == SGK_OK && block.local_rows > 0 && block.local_cols > 0) {
+        size_t count = move_lower_triangle(&block, NULL, 0, 1.0);
+
+        saved = malloc((count > 0 ? count : 1) * sizeof *saved);
+        if (saved == NULL)
+            status = sgk_error(SGK_ERR_IO, "out of memory: saving the lower triangle of K_n "
+                               "needs %zu bytes on rank %d", count * sizeof *saved, grid->rank);
+    }
+    status = sgk_grid_agree(grid, status, "preparing the eigen-solve of K_n");
+    if (status != SGK_OK) return status;
+
+    /* 2. Save and scale the lower triangle, solve, restore. */
+    if (saved != NULL) {
+        upper_before = hash_upper_triangle(&block);
+        move_lower_triangle(&block, saved, 0, 1.0 / (double)n);
+    }
+    status = sgk_spectrum_eigh(&block, analysis->eigenvalues, &analysis->vectors);
+    if (saved != NULL) {
+        move_lower_triangle(&block, saved, 1, 1.0);
+        upper_after = hash_upper_triangle(&block);
+        changed = upper_after != upper_before;
+    }
+    free(saved);
+
+    /* 3. Every rank learns whether any part of the upper triangle changed. */
+    if (MPI_Allreduce(&changed, &changed_anywhere, 1, MPI_INT, MPI_MAX, grid->comm)
+        != MPI_SUCCESS && status == SGK_OK)
+        status = sgk_error(SGK_ERR_IO, "MPI_Allreduce of the kernel check failed");
+    if (status == SGK_OK && changed_anywhere)
+        status = sgk_error(SGK_ERR_NUMERIC,
+                           "PDSYEVD changed the strict upper triangle of the kernel's "
+                           "training block, which it must leave unchanged, so the kernel is "
+                           "invalid. Set [spectrum] eigenpairs below %d to solve a copy "
+                           "with PDSYEVR instead", n);
+    return status;
+}
+
+/* Collective. Eigenpairs of K_n into analysis->eigenvalues and analysis->vectors. All
+ * of them are solved in place in the kernel (solve_in_place); the largest k < n are
+ * solved by PDSYEVR in a copy of K_n, because it negates the matrix. */
+static sgk_status solve_spectrum(sgk_dmatrix *sgk, sgk_analysis *analysis)
 {
     long n = analysis->n_train;
     sgk_dmatrix block;
     sgk_status status;
 
     SGK_CHECK(sgk_dmatrix_create(sgk->grid, n, sgk->nb, &analysis->vectors));
+    if (analysis->n_eig == n) return solve_in_place(sgk, analysis);
     status = sgk_dmatrix_leading_block(sgk, n, 1.0 / (double)n, &block);
     if (status != SGK_OK) return status;
     status = sgk_spectrum_eigh_largest(&block, analysis->n_eig, analysis->eigenvalues,
@@ -555,7 +686,7 @@ static void log_generalization(const sgk_analysis *analysis)
 }
 
 sgk_status sgk_analysis_run(const sgk_config *config, const sgk_dataset *data,
-                            const sgk_dmatrix *sgk, const double *f_mean_final,
+                            sgk_dmatrix *sgk, const double *f_mean_final,
                             const double *f_replica_final, long n_replicas, sgk_analysis *analysis)
 {
     const sgk_grid *grid = sgk->grid;

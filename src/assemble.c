@@ -20,6 +20,7 @@ static const long ROW_PANEL = 512;
 typedef struct {
     long n_rows, n_cols;        /* local rows and columns of the block-cyclic matrix */
     double *x_rows, *x_cols;    /* inputs of those evaluation points */
+    int rows_shared, cols_shared; /* x_rows, x_cols point into the data set: not freed */
     double *input_gram;         /* n_cols x n_rows, <x_col, x_row>, or NULL */
     int *diagonal;              /* n_cols flags: the column's diagonal entry is local */
     double *weights;            /* C x n_params of the replica being assembled */
@@ -30,8 +31,8 @@ typedef struct {
 
 static void local_part_free(local_part *part)
 {
-    free(part->x_rows);
-    free(part->x_cols);
+    if (!part->rows_shared) free(part->x_rows);
+    if (!part->cols_shared) free(part->x_cols);
     free(part->diagonal);
     free(part->input_gram);
     free(part->weights);
@@ -61,15 +62,20 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
         return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
     if (part->n_rows == 0 || part->n_cols == 0) return SGK_OK;
 
-    /* 1. Inputs of the local rows and columns. */
-    part->x_rows = malloc(sizeof(double) * part->n_rows * d);
-    part->x_cols = malloc(sizeof(double) * part->n_cols * d);
+    /* 1. Inputs of the local rows and columns. With one process row (column) a rank
+     *    owns every row (column) in global order, so the data set's inputs serve as
+     *    they are: on a 1 x p grid this saves a copy of all N inputs on every rank.
+     *    Conditioned parts rewrite the last input, so they always work on copies. */
+    part->rows_shared = !conditioned && kernel->grid->n_prow == 1;
+    part->cols_shared = !conditioned && kernel->grid->n_pcol == 1;
+    part->x_rows = part->rows_shared ? data->x : malloc(sizeof(double) * part->n_rows * d);
+    part->x_cols = part->cols_shared ? data->x : malloc(sizeof(double) * part->n_cols * d);
     if (!part->x_rows || !part->x_cols)
         return sgk_error(SGK_ERR_IO, "out of memory for the inputs of the local kernel blocks");
-    for (long i = 0; i < part->n_rows; i++)
+    for (long i = 0; !part->rows_shared && i < part->n_rows; i++)
         memcpy(part->x_rows + i * d, data->x + sgk_dmatrix_global_row(kernel, (int)i) * d,
                sizeof(double) * d);
-    for (long j = 0; j < part->n_cols; j++)
+    for (long j = 0; !part->cols_shared && j < part->n_cols; j++)
         memcpy(part->x_cols + j * d, data->x + sgk_dmatrix_global_col(kernel, (int)j) * d,
                sizeof(double) * d);
     part->diagonal = calloc((size_t)part->n_cols, sizeof(int));

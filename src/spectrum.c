@@ -309,14 +309,27 @@ sgk_status sgk_spectrum_eigh(sgk_dmatrix *a, double *eigenvalues, sgk_dmatrix *v
                            "MPI_Bcast of the eigenvalues");
     for (int k = 0; status == SGK_OK && k < n; k++) eigenvalues[k] = ascending[n - 1 - k];
 
-    /* 5. Reverse the eigenvector columns to match. PDSYEVD wrote them into
-     *    `vectors`; `a` is scratch now and has the same layout, so copy them there
-     *    and reverse back into `vectors`. */
+    /* 5. Reverse the eigenvector columns to match. PDSYEVD wrote them into `vectors`,
+     *    so copy them to a scratch matrix of the same layout and reverse them back.
+     *    `a` cannot serve as the scratch: its strict upper triangle must survive, and
+     *    it may be a view into a larger matrix. The workspace, about two local parts,
+     *    goes first, so that the scratch and the reversal's buffers stay below the
+     *    solver's peak. */
+    free(work);
+    free(iwork);
+    work = NULL;
+    iwork = NULL;
     if (status == SGK_OK && vectors != NULL) {
-        size_t count = (size_t)a->local_rows * (size_t)a->local_cols;
+        sgk_dmatrix scratch;
 
-        if (count > 0) memcpy(a->local, vectors->local, count * sizeof *a->local);
-        status = sgk_dmatrix_reverse_columns(a, vectors, SGK_REVERSE_ROUND_ELEMENTS);
+        status = sgk_dmatrix_create(grid, a->n, a->nb, &scratch);
+        if (status == SGK_OK) {
+            size_t count = (size_t)scratch.local_rows * (size_t)scratch.local_cols;
+
+            if (count > 0) memcpy(scratch.local, vectors->local, count * sizeof *scratch.local);
+            status = sgk_dmatrix_reverse_columns(&scratch, vectors, SGK_REVERSE_ROUND_ELEMENTS);
+            sgk_dmatrix_free(&scratch);
+        }
     }
 
     free(work);

@@ -336,8 +336,23 @@ static double energy_outside_columns(const double *x, const double *y, int n, in
     return outside / total;
 }
 
+/* Local entries of `matrix` that differ from the row-major n x n `full`. */
+static long count_changed_entries(const sgk_dmatrix *matrix, const double *full)
+{
+    long changed = 0;
+
+    for (int b = 0; b < matrix->local_cols; b++)
+        for (int a = 0; a < matrix->local_rows; a++)
+            if (matrix->local[a + (long)b * matrix->lld]
+                != full[sgk_dmatrix_global_row(matrix, a) * matrix->n
+                        + sgk_dmatrix_global_col(matrix, b)])
+                changed++;
+    return changed;
+}
+
 /* Collective. Analysis of the Gram kernel of `features` (n_train + n_test + n_ood
- * rows of `dim`) with one output `y`. */
+ * rows of `dim`) with one output `y`. The analysis solves K_n inside the kernel, so
+ * the kernel must come back bitwise unchanged. */
 static sgk_status analyze_linear(const sgk_grid *grid, const double *features, int dim,
                                  long n_train, long n_test, long n_ood, const double *y,
                                  long eigenpairs, int nb, sgk_analysis *analysis)
@@ -353,6 +368,7 @@ static sgk_status analyze_linear(const sgk_grid *grid, const double *features, i
     make_config(&config, eigenpairs, nb);
     distribute(grid, n, nb, k, &kernel);
     status = sgk_analysis_run(&config, &data, &kernel, NULL, NULL, 0, analysis);
+    CU_ASSERT_EQUAL(count_changed_entries(&kernel, k), 0);
     sgk_dmatrix_free(&kernel);
     sgk_dataset_free(&data);
     free(k);

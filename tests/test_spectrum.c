@@ -299,6 +299,75 @@ static void test_reverse_columns_rounds(void)
     }
 }
 
+/* Value of the entries sgk_spectrum_eigh must not write in the leading-block test:
+ * distinct, and not symmetric, so that a solver reading them would fail the check. */
+static double outside_value(long i, long j)
+{
+    return 1000.0 + (double)(i * 97 + j) + 0.25;
+}
+
+/* A view of the leading n x n block of an (n + 9) x (n + 9) matrix, whose leading
+ * dimension is therefore larger than the view's local rows. The eigenpairs must match
+ * LAPACK's, and every entry outside the view's lower triangle must keep its value:
+ * the spectrum analysis solves K_n in place in the kernel and relies on both. */
+static void test_leading_block_view(void)
+{
+    for (int s = 0; s < 3; s++) {
+        int n_prow = 0, n_pcol = 0;
+        sgk_grid grid;
+
+        shape_of(s, &n_prow, &n_pcol);
+        CU_ASSERT_EQUAL_FATAL(sgk_grid_create(MPI_COMM_WORLD, n_prow, n_pcol, &grid), SGK_OK);
+        for (int c = 0; c < N_CASES; c++) {
+            int n = cases[c].n, nb = cases[c].nb;
+            long big_n = n + 9;
+            double *full = random_symmetric(n, 2000u + (uint64_t)c);
+            double *values = malloc((size_t)n * sizeof *values);
+            double *v = world_rank == 0 ? malloc((size_t)n * n * sizeof *v) : NULL;
+            sgk_dmatrix big, shape, view, vectors;
+            long changed = 0;
+
+            /* The view takes its local sizes and descriptor from an n x n matrix, and
+             * the local array and leading dimension (descriptor entry LLD) of `big`. */
+            CU_ASSERT_EQUAL_FATAL(sgk_dmatrix_create(&grid, big_n, nb, &big), SGK_OK);
+            CU_ASSERT_EQUAL_FATAL(sgk_dmatrix_create(&grid, n, nb, &shape), SGK_OK);
+            CU_ASSERT_EQUAL_FATAL(sgk_dmatrix_create(&grid, n, nb, &vectors), SGK_OK);
+            view = shape;
+            view.local = big.local;
+            view.lld = big.lld;
+            view.desc[8] = big.lld;
+            for (int b = 0; b < big.local_cols; b++)
+                for (int a = 0; a < big.local_rows; a++) {
+                    long i = sgk_dmatrix_global_row(&big, a), j = sgk_dmatrix_global_col(&big, b);
+
+                    big.local[a + (long)b * big.lld] =
+                        i < n && j < n && i >= j ? full[i * n + j] : outside_value(i, j);
+                }
+
+            CU_ASSERT_EQUAL(sgk_spectrum_eigh(&view, values, &vectors), SGK_OK);
+            CU_ASSERT_EQUAL(sgk_dmatrix_gather(&vectors, 0, v), SGK_OK);
+            if (world_rank == 0) check_eigenpairs(n, full, values, v);
+            for (int b = 0; b < big.local_cols; b++)
+                for (int a = 0; a < big.local_rows; a++) {
+                    long i = sgk_dmatrix_global_row(&big, a), j = sgk_dmatrix_global_col(&big, b);
+
+                    if (!(i < n && j < n && i >= j)
+                        && big.local[a + (long)b * big.lld] != outside_value(i, j))
+                        changed++;
+                }
+            CU_ASSERT_EQUAL(changed, 0);
+
+            sgk_dmatrix_free(&big);
+            sgk_dmatrix_free(&shape);
+            sgk_dmatrix_free(&vectors);
+            free(full);
+            free(values);
+            free(v);
+        }
+        sgk_grid_free(&grid);
+    }
+}
+
 static void test_rejects_mismatched_vectors(void)
 {
     sgk_grid grid;
@@ -331,6 +400,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "semidefinite zero multiplicity", test_semidefinite_zero_multiplicity);
     CU_add_test(suite, "reverse columns rounds", test_reverse_columns_rounds);
     CU_add_test(suite, "rejects mismatched vectors", test_rejects_mismatched_vectors);
+    CU_add_test(suite, "leading block view", test_leading_block_view);
 
     failed = sgk_test_mpi_run(MPI_COMM_WORLD);
     CU_cleanup_registry();

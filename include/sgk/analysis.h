@@ -101,9 +101,13 @@ typedef struct {
  * Every rank returns the same status. An eigen-solver failure, or eigenpairs whose
  * residual exceeds SGK_EIGEN_RESIDUAL_LIMIT, is SGK_ERR_NUMERIC; inconsistent inputs
  * are SGK_ERR_USAGE, and running out of memory is SGK_ERR_IO. On failure `analysis`
- * has no arrays. */
+ * has no arrays.
+ * For all eigenpairs, the eigen-solver works in the training block of `sgk` itself:
+ * its lower triangle is saved, overwritten and restored bitwise before the call
+ * returns, whatever the status. A solver that changed the upper triangle is
+ * SGK_ERR_NUMERIC, and `sgk` is then invalid. */
 sgk_status sgk_analysis_run(const sgk_config *config, const sgk_dataset *data,
-                            const sgk_dmatrix *sgk, const double *f_mean_final,
+                            sgk_dmatrix *sgk, const double *f_mean_final,
                             const double *f_replica_final, long n_replicas, sgk_analysis *analysis);
 
 /* Free the arrays and the eigenvector matrix, and zero `analysis`. Safe on a zeroed
