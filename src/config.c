@@ -1479,7 +1479,9 @@ static void write_remaining_sections(FILE *out, const sgk_config *c)
     fprintf(out, "\n\n[kernel]\n");
     fprintf(out, "checkpoints = %d\n", c->kernel.checkpoints);
     fprintf(out, "path_nodes = %d\n", c->kernel.path_nodes);
-    fprintf(out, "drift = %s\n", c->kernel.drift < 0 ? "auto" : c->kernel.drift ? "yes" : "no");
+    const char *drift = "auto";
+    if (c->kernel.drift >= 0) drift = c->kernel.drift ? "yes" : "no";
+    fprintf(out, "drift = %s\n", drift);
     fprintf(out, "block_size = %d\n", c->kernel.block_size);
     fprintf(out, "probe = %ld\n", c->kernel.probe);
 
