@@ -245,6 +245,9 @@ static sgk_status solve_in_place(sgk_dmatrix *sgk, sgk_analysis *analysis)
     if (MPI_Allreduce(&changed, &changed_anywhere, 1, MPI_INT, MPI_MAX, grid->comm)
         != MPI_SUCCESS && status == SGK_OK)
         status = sgk_error(SGK_ERR_IO, "MPI_Allreduce of the kernel check failed");
+    if (status != SGK_OK && changed_anywhere)
+        sgk_log(SGK_LOG_ERROR, "besides the failure below, PDSYEVD changed the strict upper "
+                "triangle of the kernel's training block, so the kernel is invalid");
     if (status == SGK_OK && changed_anywhere)
         status = sgk_error(SGK_ERR_NUMERIC,
                            "PDSYEVD changed the strict upper triangle of the kernel's "

@@ -81,10 +81,11 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     part->diagonal = calloc((size_t)part->n_cols, sizeof(int));
     if (!part->diagonal)
         return sgk_error(SGK_ERR_IO, "out of memory for the local diagonal of the kernel");
+    /* Row g lives on process row (g / nb) mod p_r, so this rank holds the diagonal entry
+     * of a local column exactly when its process row owns that column's index. */
     for (long j = 0; j < part->n_cols; j++) {
         long global = sgk_dmatrix_global_col(kernel, (int)j);
-        for (long i = 0; i < part->n_rows && !part->diagonal[j]; i++)
-            part->diagonal[j] = sgk_dmatrix_global_row(kernel, (int)i) == global;
+        part->diagonal[j] = (global / kernel->nb) % kernel->grid->n_prow == kernel->grid->my_prow;
     }
 
     /* 2. The first layer's activation Gram does not change during training: keep it when

@@ -269,8 +269,9 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
     /* Memory: the parameters (and preconditioners) stored at every checkpoint of this
      * rank's replicas, the local part of the kernel and of its cached input Gram (N^2 / p each),
      * the drift pairs (N x n x O, twice under the drop policy), factors and work buffers
-     * of N points, stored outputs, and the spectrum analysis (a copy of K_n, the
-     * eigenvectors and K[all, train] V: about 3 n^2 / p + N n / p). */
+     * of N points, stored outputs, and the spectrum analysis (solved in the kernel's
+     * training block: its saved lower triangle, the eigenvectors and PDSYEVD's workspace,
+     * about 3.5 n^2 / p, then K[all, train] V, N n / p). */
     double drift_pairs = sgk_config_drift(config) ? n * n_train * outputs : 0.0;
     if (config->train.on_divergence == SGK_DIVERGENCE_DROP) drift_pairs *= 2.0;
     double stored_params = replicas_per_rank * config->kernel.checkpoints * layer_params
@@ -278,7 +279,7 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
     *bytes = 8.0 * (stored_params + 2.0 * n * n / n_ranks + drift_pairs + n * widths * (3.0 + outputs)
                     + n * factor_width
                     + replicas_per_rank * config->kernel.checkpoints * n * outputs
-                    + (3.0 * n_train * n_train + n * n_train) / n_ranks);
+                    + (3.5 * n_train * n_train + n * n_train) / n_ranks);
 
     /* Operations: per replica of this rank, forward and backward passes of the minibatch,
      * the N-point outputs at every checkpoint, and with drift the tangent factors of the N

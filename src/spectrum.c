@@ -113,6 +113,11 @@ static sgk_status check_same_layout(const sgk_dmatrix *first, const sgk_dmatrix 
                          "%s: second matrix (n = %ld, nb = %d) does not match the first (n = "
                          "%ld, nb = %d); create both with the same grid, size and block size",
                          function, second->n, second->nb, first->n, first->nb);
+    /* The eigenvector matrix is copied as one block of local_rows x local_cols. */
+    if (second->lld != (second->local_rows > 1 ? second->local_rows : 1))
+        return sgk_error(SGK_ERR_USAGE, "%s: the second matrix has leading dimension %d but %d "
+                         "local rows; pass a whole matrix, not a view", function, second->lld,
+                         second->local_rows);
     return SGK_OK;
 }
 
