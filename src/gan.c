@@ -340,6 +340,19 @@ static void take_checkpoint(const sgk_train_plan *plan, int c, const sgk_replica
     record->loss_test[c] = generator_sum / (double)n_latent;
 }
 
+/* Adam and RMSProp: the diagonal preconditioner of the step taken at checkpoint c, known
+ * once that step is done, as in the supervised task. Both networks' parts are kept; the
+ * kernel uses the generator's. */
+static void record_preconditioner(const sgk_train_plan *plan, int c, const sgk_replica *rep,
+                                  sgk_replica_record *record)
+{
+    long n_params = plan->gan->n_params;
+
+    if (record->preconditioner == NULL || rep->optimizer.preconditioner == NULL) return;
+    memcpy(record->preconditioner + (size_t)c * n_params, rep->optimizer.preconditioner,
+           sizeof(double) * n_params);
+}
+
 sgk_status sgk_gan_replica_run(const sgk_train_plan *plan, sgk_replica *rep,
                                sgk_replica_record *record, sgk_step_hook hook, void *context,
                                int *paused)
@@ -352,6 +365,7 @@ sgk_status sgk_gan_replica_run(const sgk_train_plan *plan, sgk_replica *rep,
     SGK_CHECK(gan_buffers_alloc(plan, rep->batch_size, &g));
     for (;; rep->step++) {
         long step = rep->step;
+        int pending = -1; /* checkpoint taken at this step that still needs the step's P */
 
         /* 1. The hook may snapshot and pause here, at the top of a step, like the
          *    supervised loop. */
@@ -373,8 +387,13 @@ sgk_status sgk_gan_replica_run(const sgk_train_plan *plan, sgk_replica *rep,
                 record->diverged_step = step;
                 break;
             }
+            pending = c;
         }
-        if (step == plan->config->train.steps) break;
+        if (step == plan->config->train.steps) {
+            /* The final checkpoint takes the preconditioner of the last step. */
+            if (pending >= 0) record_preconditioner(plan, pending, rep, record);
+            break;
+        }
 
         /* 3. Discriminator step, then generator step. */
         start = sgk_seconds();
@@ -384,6 +403,7 @@ sgk_status sgk_gan_replica_run(const sgk_train_plan *plan, sgk_replica *rep,
             record->diverged_step = step;
             break;
         }
+        if (pending >= 0) record_preconditioner(plan, pending, rep, record);
     }
     gan_buffers_free(&g);
     return SGK_OK;

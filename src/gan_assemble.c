@@ -7,8 +7,12 @@
  * the tangent kernel of the scalar output g(z) . G(z; w) with g held fixed. Its layer
  * factors are those of a backward pass seeded with g instead of a unit output vector:
  * with a_{l-1} the activations and delta_l the seeded sensitivities of layer l,
- *   sum_l <delta_l(z), delta_l(z')> (c_l^2 <a_{l-1}(z), a_{l-1}(z')> + beta_l^2). */
+ *   sum_l <delta_l(z), delta_l(z')> (c_l^2 <a_{l-1}(z), a_{l-1}(z')> + beta_l^2).
+ * Adam's and RMSProp's diagonal preconditioner P of the step breaks that factorization:
+ * then the seeded gradients are formed explicitly, scaled by sqrt(P), and multiplied,
+ * g^T J_G(z) P J_G(z')^T g', at N P_G operations per point instead of the layer widths. */
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +35,8 @@ typedef struct {
     long n_rows, n_cols;        /* local rows and columns of the block-cyclic matrix */
     double *z_rows, *z_cols;    /* latent points of those rows and columns */
     double *weights;            /* C x (P_G + P_D) of the replica being assembled */
+    double *precond;            /* C x (P_G + P_D) preconditioners (Adam, RMSProp), or NULL */
+    double *jac_rows, *jac_cols;/* sqrt(P)-scaled seeded gradients of a panel and the columns */
     double *generated;          /* G(z) of a batch of points */
     double *disc_seed;          /* ones: D has one output */
     double *input_gradient;     /* g(z) of a batch of points */
@@ -67,6 +73,9 @@ static void local_part_free(local_part *part)
     free(part->z_rows);
     free(part->z_cols);
     free(part->weights);
+    free(part->precond);
+    free(part->jac_rows);
+    free(part->jac_cols);
     free(part->generated);
     free(part->disc_seed);
     free(part->input_gradient);
@@ -94,8 +103,18 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     panel = part->n_rows < ROW_PANEL ? part->n_rows : ROW_PANEL;
     n_points = panel > part->n_cols ? panel : part->n_cols;
     part->weights = malloc(sizeof(double) * plan->n_checkpoints * gan->n_params);
-    if (!part->weights) return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
+    if (ensemble->precond_local)
+        part->precond = malloc(sizeof(double) * plan->n_checkpoints * gan->n_params);
+    if (!part->weights || (ensemble->precond_local && !part->precond))
+        return sgk_error(SGK_ERR_IO, "out of memory for checkpoint parameters");
     if (part->n_rows == 0 || part->n_cols == 0) return SGK_OK;
+    if (part->precond) {
+        part->jac_rows = malloc(sizeof(double) * panel * gan->n_gen_params);
+        part->jac_cols = malloc(sizeof(double) * part->n_cols * gan->n_gen_params);
+        if (!part->jac_rows || !part->jac_cols)
+            return sgk_error(SGK_ERR_IO, "out of memory for the seeded gradients of %ld x %ld "
+                             "local kernel points", panel, part->n_cols);
+    }
 
     part->z_rows = malloc(sizeof(double) * part->n_rows * k);
     part->z_cols = malloc(sizeof(double) * part->n_cols * k);
@@ -144,6 +163,57 @@ static void seeded_factors_compute(const sgk_train_plan *plan, local_part *part,
         memcpy(out->act[l - 1], part->gen_work.a[l - 1],
                sizeof(double) * (size_t)m * gen->dims[l - 1]);
         memcpy(out->delta[l - 1], delta, sizeof(double) * (size_t)m * gen->dims[l]);
+    }
+}
+
+/* The seeded gradients of f's m points, one row of P_G entries each, scaled by sqrt(P):
+ * d(g . G)/dW_l[j][k] = c_l delta_l[j] a_{l-1}[k] and d(g . G)/db_l[j] = beta_l delta_l[j]. */
+static void scaled_gradients(const sgk_mlp *gen, const seeded_factors *f,
+                             const double *preconditioner, double *rows)
+{
+    long n_gen = gen->n_params;
+
+    for (int i = 0; i < f->m; i++) {
+        double *row = rows + (size_t)i * n_gen;
+        for (int l = 1; l <= gen->n_layers; l++) {
+            int d_out = gen->dims[l], d_in = gen->dims[l - 1];
+            const double *delta = f->delta[l - 1] + (size_t)i * d_out;
+            const double *act = f->act[l - 1] + (size_t)i * d_in;
+            long w0 = gen->w_offset[l - 1], b0 = gen->b_offset[l - 1];
+            for (int j = 0; j < d_out; j++) {
+                double c_delta = gen->weight_scale[l - 1] * delta[j];
+                for (int k = 0; k < d_in; k++) {
+                    long p = w0 + (long)j * d_in + k;
+                    row[p] = c_delta * act[k] * sqrt(preconditioner[p]);
+                }
+                row[b0 + j] = gen->bias_scale[l - 1] * delta[j] * sqrt(preconditioner[b0 + j]);
+            }
+        }
+    }
+}
+
+/* add_checkpoint with the generator part of the preconditioner P. */
+static void add_preconditioned_checkpoint(const sgk_train_plan *plan, local_part *part,
+                                          const double *w, const double *preconditioner,
+                                          double weight, sgk_dmatrix *kernel)
+{
+    const sgk_mlp *gen = plan->net;
+    const double *v = w + plan->gan->n_gen_params;
+    int k = plan->data->n_features;
+    int n_cols = (int)part->n_cols;
+    int n_gen = (int)gen->n_params;
+
+    seeded_factors_compute(plan, part, w, v, part->z_cols, n_cols, &part->cols);
+    scaled_gradients(gen, &part->cols, preconditioner, part->jac_cols);
+    for (long i0 = 0; i0 < part->n_rows; i0 += ROW_PANEL) {
+        int rows = (int)(part->n_rows - i0 < ROW_PANEL ? part->n_rows - i0 : ROW_PANEL);
+
+        seeded_factors_compute(plan, part, w, v, part->z_rows + i0 * k, rows, &part->rows);
+        scaled_gradients(gen, &part->rows, preconditioner, part->jac_rows);
+        /* Row-major (columns x rows) is the local column-major layout. */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_cols, rows, n_gen, weight,
+                    part->jac_cols, n_gen, part->jac_rows, n_gen, 1.0, kernel->local + i0,
+                    kernel->lld);
     }
 }
 
@@ -201,11 +271,18 @@ static sgk_status add_replica(void *context, long replica, const double *weights
     long n_params = visit->plan->gan->n_params;
 
     (void)replica;
-    (void)preconditioners;
     if (visit->part->n_rows == 0 || visit->part->n_cols == 0) return SGK_OK;
-    for (int c = 0; c < visit->plan->n_checkpoints; c++)
-        add_checkpoint(visit->plan, visit->part, weights + (size_t)c * n_params,
-                       visit->scale * visit->quadrature_weight[c], visit->kernel);
+    for (int c = 0; c < visit->plan->n_checkpoints; c++) {
+        double weight = visit->scale * visit->quadrature_weight[c];
+        if (preconditioners != NULL)
+            add_preconditioned_checkpoint(visit->plan, visit->part,
+                                          weights + (size_t)c * n_params,
+                                          preconditioners + (size_t)c * n_params, weight,
+                                          visit->kernel);
+        else
+            add_checkpoint(visit->plan, visit->part, weights + (size_t)c * n_params, weight,
+                           visit->kernel);
+    }
     return SGK_OK;
 }
 
@@ -232,8 +309,8 @@ sgk_status sgk_gan_kernel_assemble(const sgk_ensemble *ensemble, const sgk_grid 
                             .quadrature_weight = quadrature_weight,
                             .scale = scale,
                             .kernel = kernel };
-    status = sgk_assemble_by_replica(ensemble, grid, dropped, part.weights, NULL, add_replica,
-                                     &visit, stopped);
+    status = sgk_assemble_by_replica(ensemble, grid, dropped, part.weights, part.precond,
+                                     add_replica, &visit, stopped);
     status = sgk_grid_agree(grid, status, "assembling the GAN kernel");
     local_part_free(&part);
     *seconds = sgk_seconds() - start;

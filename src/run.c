@@ -631,9 +631,9 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
                     "real samples, %ld latent points", buffers.net.n_params,
                     buffers.gan.disc.n_params, given->n_train, n_samples);
         if (status == SGK_OK && sgk_optimizer_preconditions(config->train.optimizer))
-            sgk_log(SGK_LOG_WARN, "GAN: the generator kernel leaves out the diagonal "
-                    "preconditioner of [train] optimizer = %s, so it is not the path kernel "
-                    "of these updates; use sgd or momentum for that",
+            sgk_log(SGK_LOG_INFO, "GAN: the generator kernel includes the diagonal "
+                    "preconditioner of [train] optimizer = %s through explicit seeded "
+                    "gradients, at N P_G operations per point and checkpoint",
                     config->train.optimizer == SGK_OPT_ADAM ? "adam" : "rmsprop");
     }
     if (status == SGK_OK)

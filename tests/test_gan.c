@@ -260,7 +260,7 @@ static void reference_features(const sgk_mlp *gen, const sgk_mlp *disc, const do
  *     same O(P) dot products in different orders;
  *   - with g by finite differences, tolerance 1e-7 relative: the O(1e-11) error of each
  *     difference quotient, amplified by O(10) Jacobian sums, stays far below it. */
-static void test_assembly_matches_jacobians(void)
+static void check_assembly(int preconditioned)
 {
     static const int gen_widths[] = { 5 }, disc_widths[] = { 4 };
     static const double omega[N_CHECKPOINTS] = { 0.3, 0.7 };
@@ -303,6 +303,15 @@ static void test_assembly_matches_jacobians(void)
     double *all = malloc(sizeof(double) * N_REPLICAS * N_CHECKPOINTS * n_params);
     CU_ASSERT_FATAL(all != NULL);
     for (long k = 0; k < N_REPLICAS * N_CHECKPOINTS * n_params; k++) all[k] = uniform_pm1();
+    /* Adam's or RMSProp's diagonal preconditioners per replica and checkpoint: positive,
+     * spread over a factor of 4 so that a kernel that left them out would differ. */
+    double *precond = NULL;
+    if (preconditioned) {
+        precond = malloc(sizeof(double) * N_REPLICAS * N_CHECKPOINTS * n_params);
+        CU_ASSERT_FATAL(precond != NULL);
+        for (long k = 0; k < N_REPLICAS * N_CHECKPOINTS * n_params; k++)
+            precond[k] = 1.25 + 0.75 * uniform_pm1();
+    }
 
     memset(&plan, 0, sizeof plan);
     plan.config = &config;
@@ -314,6 +323,7 @@ static void test_assembly_matches_jacobians(void)
     ensemble.plan = &plan;
     sgk_replica_block(N_REPLICAS, grid.n_ranks, grid.rank, &ensemble.first, &ensemble.n_local);
     ensemble.weights_local = all + ensemble.first * N_CHECKPOINTS * n_params;
+    if (precond) ensemble.precond_local = precond + ensemble.first * N_CHECKPOINTS * n_params;
 
     /* 2. The distributed assembly, on blocks of 2 so every rank owns several. */
     double seconds;
@@ -340,12 +350,15 @@ static void test_assembly_matches_jacobians(void)
                 if (dropped[r]) continue;
                 for (int c = 0; c < N_CHECKPOINTS; c++) {
                     const double *w = all + ((size_t)r * N_CHECKPOINTS + c) * n_params;
+                    const double *pc =
+                        precond ? precond + ((size_t)r * N_CHECKPOINTS + c) * n_params : NULL;
                     reference_features(&gen, &gan_plan.disc, w, w + n_gen, z, use_fd, features);
                     for (int a = 0; a < N_LATENT; a++)
                         for (int b = 0; b < N_LATENT; b++) {
                             double dot = 0.0;
                             for (long p = 0; p < n_gen; p++)
-                                dot += features[a * n_gen + p] * features[b * n_gen + p];
+                                dot += features[a * n_gen + p] * (pc ? pc[p] : 1.0)
+                                       * features[b * n_gen + p];
                             reference[a * N_LATENT + b] += scale * omega[c] * dot;
                         }
                 }
@@ -367,6 +380,18 @@ static void test_assembly_matches_jacobians(void)
     }
     free(gathered);
     free(all);
+    free(precond);
+}
+
+/* The seeded kernel against explicit features, without and with a preconditioner. */
+static void test_assembly_matches_jacobians(void)
+{
+    check_assembly(0);
+}
+
+static void test_preconditioned_assembly(void)
+{
+    check_assembly(1);
 }
 
 /* A replica that starts fresh and one restored mid-run from its own state reach the same
@@ -651,6 +676,7 @@ int main(int argc, char **argv)
     suite = CU_add_suite("gan", NULL, NULL);
     CU_add_test(suite, "linear closed form", test_linear_closed_form);
     CU_add_test(suite, "assembly matches jacobians", test_assembly_matches_jacobians);
+    CU_add_test(suite, "preconditioned assembly", test_preconditioned_assembly);
     CU_add_test(suite, "replica restart bitwise", test_replica_restart_bitwise);
     CU_add_test(suite, "training step matches losses", test_training_step_matches_losses);
 
