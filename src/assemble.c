@@ -19,8 +19,8 @@ static const long ROW_PANEL = 512;
 /* What one rank needs for its part of the kernel. */
 typedef struct {
     long n_rows, n_cols;        /* local rows and columns of the block-cyclic matrix */
-    double *x_rows, *x_cols;    /* inputs of those evaluation points */
-    int rows_shared, cols_shared; /* x_rows, x_cols point into the data set: not freed */
+    const double *x_rows, *x_cols; /* inputs of those evaluation points, read only */
+    double *rows_copy, *cols_copy; /* their own copies, or NULL where the data set serves */
     double *input_gram;         /* n_cols x n_rows, <x_col, x_row>, or NULL */
     int *diagonal;              /* n_cols flags: the column's diagonal entry is local */
     double *weights;            /* C x n_params of the replica being assembled */
@@ -31,8 +31,8 @@ typedef struct {
 
 static void local_part_free(local_part *part)
 {
-    if (!part->rows_shared) free(part->x_rows);
-    if (!part->cols_shared) free(part->x_cols);
+    free(part->rows_copy);
+    free(part->cols_copy);
     free(part->diagonal);
     free(part->input_gram);
     free(part->weights);
@@ -66,18 +66,20 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
      *    owns every row (column) in global order, so the data set's inputs serve as
      *    they are: on a 1 x p grid this saves a copy of all N inputs on every rank.
      *    Conditioned parts rewrite the last input, so they always work on copies. */
-    part->rows_shared = !conditioned && kernel->grid->n_prow == 1;
-    part->cols_shared = !conditioned && kernel->grid->n_pcol == 1;
-    part->x_rows = part->rows_shared ? data->x : malloc(sizeof(double) * part->n_rows * d);
-    part->x_cols = part->cols_shared ? data->x : malloc(sizeof(double) * part->n_cols * d);
-    if (!part->x_rows || !part->x_cols)
+    int rows_shared = !conditioned && kernel->grid->n_prow == 1;
+    int cols_shared = !conditioned && kernel->grid->n_pcol == 1;
+    if (!rows_shared) part->rows_copy = malloc(sizeof(double) * part->n_rows * d);
+    if (!cols_shared) part->cols_copy = malloc(sizeof(double) * part->n_cols * d);
+    if ((!rows_shared && !part->rows_copy) || (!cols_shared && !part->cols_copy))
         return sgk_error(SGK_ERR_IO, "out of memory for the inputs of the local kernel blocks");
-    for (long i = 0; !part->rows_shared && i < part->n_rows; i++)
-        memcpy(part->x_rows + i * d, data->x + sgk_dmatrix_global_row(kernel, (int)i) * d,
+    for (long i = 0; !rows_shared && i < part->n_rows; i++)
+        memcpy(part->rows_copy + i * d, data->x + sgk_dmatrix_global_row(kernel, (int)i) * d,
                sizeof(double) * d);
-    for (long j = 0; !part->cols_shared && j < part->n_cols; j++)
-        memcpy(part->x_cols + j * d, data->x + sgk_dmatrix_global_col(kernel, (int)j) * d,
+    for (long j = 0; !cols_shared && j < part->n_cols; j++)
+        memcpy(part->cols_copy + j * d, data->x + sgk_dmatrix_global_col(kernel, (int)j) * d,
                sizeof(double) * d);
+    part->x_rows = rows_shared ? data->x : part->rows_copy;
+    part->x_cols = cols_shared ? data->x : part->cols_copy;
     part->diagonal = calloc((size_t)part->n_cols, sizeof(int));
     if (!part->diagonal)
         return sgk_error(SGK_ERR_IO, "out of memory for the local diagonal of the kernel");
@@ -176,11 +178,12 @@ static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, c
     return SGK_OK;
 }
 
-/* Set the last input of every local row and column point to `value`. */
+/* Set the last input of every local row and column point to `value`, in the copies that
+ * conditioned parts always make (local_part_create), never in the data set. */
 static void set_condition(local_part *part, int d, double value)
 {
-    for (long i = 0; i < part->n_rows; i++) part->x_rows[i * d + d - 1] = value;
-    for (long j = 0; j < part->n_cols; j++) part->x_cols[j * d + d - 1] = value;
+    for (long i = 0; i < part->n_rows; i++) part->rows_copy[i * d + d - 1] = value;
+    for (long j = 0; j < part->n_cols; j++) part->cols_copy[j * d + d - 1] = value;
 }
 
 sgk_status sgk_assemble_by_replica(const sgk_ensemble *ensemble, const sgk_grid *grid,
