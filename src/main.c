@@ -230,9 +230,81 @@ static double measure_dgemm_rate(void)
     return rate;
 }
 
+/* Seconds of one optimizer step of the run's network on a minibatch: forward and backward
+ * passes timed on random inputs, the mean over repeats that take at least 0.05 s. Small
+ * networks spend their steps in call overhead, which no flop rate predicts. With
+ * `factor_seconds`, also the seconds of the tangent factors of `points` points, which the
+ * drift takes at every step. Returns 0 when the network or its buffers cannot be set up. */
+static double measure_step_seconds(const sgk_config *config, const sgk_dataset *data,
+                                   long batch, long points, double *factor_seconds)
+{
+    sgk_mlp net;
+    sgk_mlp_work work;
+    sgk_rng rng;
+    double seconds = 0.0;
+
+    if (batch > 4096) batch = 4096;
+    if (points > 4096) points = 4096;
+    if (factor_seconds) *factor_seconds = 0.0;
+    if (sgk_run_network(config, data, &net) != SGK_OK) {
+        sgk_error_clear();
+        return 0.0;
+    }
+    int inputs = net.dims[0], outputs = net.dims[net.n_layers];
+    double *w = malloc(sizeof(double) * net.n_params);
+    double *grad = malloc(sizeof(double) * net.n_params);
+    double *x = malloc(sizeof(double) * batch * inputs);
+    double *f = malloc(sizeof(double) * batch * outputs);
+    if (w && grad && x && f && sgk_mlp_work_alloc(&net, (int)batch, &work) == SGK_OK) {
+        sgk_rng_init(&rng, config->ensemble.seed, 0, SGK_RNG_INIT);
+        sgk_mlp_init_params(&net, &rng, w);
+        for (long k = 0; k < batch * inputs; k++) x[k] = sgk_rng_normal(&rng);
+        double start = sgk_seconds(), elapsed = 0.0;
+        long repeats = 0;
+        while (elapsed < 0.05 && repeats < 10000) {
+            sgk_mlp_forward(&net, w, x, (int)batch, &work, f);
+            sgk_mlp_backward(&net, w, f, (int)batch, &work, grad);
+            repeats++;
+            elapsed = sgk_seconds() - start;
+        }
+        seconds = elapsed / (double)repeats;
+        sgk_mlp_work_free(&work);
+
+        /* The factors of `points` points, on the same inputs repeated. */
+        sgk_factors factors;
+        double *px = malloc(sizeof(double) * points * inputs);
+        if (factor_seconds && px && sgk_mlp_work_alloc(&net, (int)points, &work) == SGK_OK) {
+            if (sgk_factors_alloc(&net, (int)points, &factors) == SGK_OK) {
+                for (long k = 0; k < points * inputs; k++) px[k] = x[k % (batch * inputs)];
+                start = sgk_seconds();
+                elapsed = 0.0;
+                repeats = 0;
+                while (elapsed < 0.05 && repeats < 10000) {
+                    sgk_mlp_tangent_factors(&net, w, px, (int)points, &work, &factors, NULL);
+                    repeats++;
+                    elapsed = sgk_seconds() - start;
+                }
+                *factor_seconds = elapsed / (double)repeats;
+                sgk_factors_free(&factors);
+            }
+            sgk_mlp_work_free(&work);
+        }
+        free(px);
+        sgk_error_clear();
+    } else {
+        sgk_error_clear();
+    }
+    free(w);
+    free(grad);
+    free(x);
+    free(f);
+    return seconds;
+}
+
 /* Estimates for --dry-run: peak bytes per rank and seconds, from the sizes and operation
- * counts of each phase. They are estimates: the measured rate of a small dgemm replaces
- * the rate of every BLAS call, and communication is ignored. */
+ * counts of each phase and the measured time of one training step. They are estimates:
+ * the measured rate of a small dgemm replaces the rate of every other BLAS call, and
+ * communication is ignored. */
 static void estimate_run(const sgk_config *config, const sgk_dataset *data, int n_ranks,
                          double *bytes, double *seconds)
 {
@@ -287,12 +359,8 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
      * replica of the ensemble, the assembly of this rank's kernel blocks; then the
      * eigen-solve of K_n and the analysis products. */
     double steps = (double)config->train.steps;
-    double factor_pass = 2.0 * n * layer_products * (1.0 + outputs);
-    double per_replica = steps * 6.0 * batch * layer_products
-                         + config->kernel.checkpoints * 2.0 * n * layer_products;
-    if (sgk_config_drift(config))
-        per_replica += steps * (config->kernel.path_nodes * factor_pass
-                                + 2.0 * n * batch * factor_width);
+    double per_replica = config->kernel.checkpoints * 2.0 * n * layer_products;
+    if (sgk_config_drift(config)) per_replica += steps * 2.0 * n * batch * factor_width;
     double side = n / sqrt((double)n_ranks);
     double assembly = (double)config->ensemble.replicas * config->kernel.checkpoints
                       * (2.0 * side * layer_products * (1.0 + outputs)
@@ -307,7 +375,18 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
         operations += (levels - 1.0) * assembly
                       + levels * 10.0 * n_train * n_train * n_train / n_ranks;
     }
-    *seconds = operations / measure_dgemm_rate();
+    /* Training steps, timed: a GAN step also takes the discriminator's forward and
+     * backward passes on real and generated samples, counted as two more steps (an
+     * estimate, since the discriminator's size differs). */
+    double factor_seconds = 0.0;
+    double step_seconds = measure_step_seconds(config, data, (long)batch, (long)n,
+                                               sgk_config_drift(config) ? &factor_seconds : NULL);
+    if (config->train.task == SGK_TASK_GAN) step_seconds *= 3.0;
+    /* The drift takes the factors of all N points at every path node of every step; the
+     * timing covers at most 4096 points and grows linearly beyond. */
+    if (n > 4096) factor_seconds *= n / 4096.0;
+    step_seconds += config->kernel.path_nodes * factor_seconds;
+    *seconds = operations / measure_dgemm_rate() + replicas_per_rank * steps * step_seconds;
 }
 
 /* Collective. Write the results under a temporary name and rename it when complete, so
@@ -568,8 +647,8 @@ int main(int argc, char **argv)
             printf("estimated peak memory per rank = %.3g MB (%.3g MB already resident: MPI, "
                    "libraries and data; %.3g MB of run arrays)\n", (resident + bytes) / 1e6,
                    resident / 1e6, bytes / 1e6);
-            printf("estimated run time = %.3g s on %d ranks (from this machine's dgemm rate; "
-                   "an estimate)\n", seconds, n_ranks);
+            printf("estimated run time = %.3g s on %d ranks (from this machine's dgemm rate "
+                   "and a timed training step; an estimate)\n", seconds, n_ranks);
             printf("output would go to %s\n", config.output.file);
         }
         free(initial_weights);
