@@ -146,8 +146,15 @@ sgk_status sgk_tangent_gram(const sgk_mlp *net, const sgk_factors *fa, const sgk
             const double *act_gram = gram_act;
             int ld_act = mb;
 
-            panel_gram(fa->delta[l - 1], fb->delta[l - 1], width_delta, r0, rows, col0, cols,
-                       symmetric, gram_delta, mb);
+            if (l == net->n_layers) {
+                /* The output layer's sensitivities are an O x O identity per point, so
+                 * their traced Gram is exactly O: no product over O^2 entries needed. */
+                for (int i = 0; i < rows; i++)
+                    for (int j = 0; j < cols; j++) gram_delta[(size_t)i * mb + j] = n_outputs;
+            } else {
+                panel_gram(fa->delta[l - 1], fb->delta[l - 1], width_delta, r0, rows, col0,
+                           cols, symmetric, gram_delta, mb);
+            }
             if (l == 1 && input_gram) {
                 act_gram = input_gram + (size_t)r0 * ld_input + col0;
                 ld_act = ld_input;
