@@ -12,8 +12,9 @@
  *   symmetric  sgk_tangent_gram(f, f), which computes the upper triangle only.
  *
  * Flop count: the Gram runs one product per layer factor it uses, the delta factor
- * (width O d_l) of every layer and the activation factor (width d_{l-1}) of every layer but
- * the first, whose product the input Gram replaces. At 2 flops per term, a factor of width
+ * (width O d_l) of every layer but the output layer, whose traced delta Gram is the
+ * constant O, and the activation factor (width d_{l-1}) of every layer but the first,
+ * whose product the input Gram replaces. At 2 flops per term, a factor of width
  * k costs 2 N^2 k flops on the general path. The symmetric path forms only the
  * N (N + 1) / 2 entries of the upper triangle, so it costs N (N + 1) k. The element-wise
  * passes that combine the products (about 3 flops per entry and layer, memory-bound) are
@@ -197,8 +198,9 @@ static int run_case(const bench_case *c, double reference)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++) input_gram[(size_t)i * n + j] = input_gram[(size_t)j * n + i];
 
+    /* The output layer's delta Gram is the constant O, formed without a product. */
     for (int l = 1; l <= net.n_layers; l++) {
-        width_sum += (double)net.dims[net.n_layers] * net.dims[l];
+        if (l < net.n_layers) width_sum += (double)net.dims[net.n_layers] * net.dims[l];
         if (l > 1) width_sum += net.dims[l - 1];
     }
     /* The general path gets a second factor set with the same values, as src/assemble.c
