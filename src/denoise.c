@@ -98,7 +98,7 @@ sgk_status sgk_denoise_condition_data(const sgk_config *config, const sgk_datase
 }
 
 sgk_status sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints,
-                                     const long *checkpoint_step, double effective_lr,
+                                     const long *checkpoint_step, double step_time,
                                      long replica, double *weight, double *time)
 {
     int n_levels = config->denoise.levels;
@@ -112,7 +112,7 @@ sgk_status sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints
     for (int c = 0; c + 1 < n_checkpoints; c++)
         for (long k = checkpoint_step[c]; k < checkpoint_step[c + 1]; k++) {
             int level = sgk_denoise_perturb(config, replica, k, NULL, 0, 0);
-            interval[(size_t)c * n_levels + level] += effective_lr;
+            interval[(size_t)c * n_levels + level] += step_time;
         }
     for (int c = 0; c < n_checkpoints; c++)
         for (int l = 0; l < n_levels; l++) {
@@ -128,19 +128,14 @@ sgk_status sgk_denoise_level_weights(const sgk_config *config, int n_checkpoints
 
 sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *grid,
                                 const int *dropped, long n_accepted, const sgk_results *base,
-                                sgk_dmatrix *total, sgk_denoise_results *out, double *seconds,
-                                int *stopped)
+                                double step_time, sgk_dmatrix *total, sgk_denoise_results *out,
+                                double *seconds, int *stopped)
 {
     const sgk_config *config = ensemble->plan->config;
     long n_replicas = config->ensemble.replicas;
     int n_levels = config->denoise.levels;
     int n_checkpoints = base->n_checkpoints;
     size_t per_replica = (size_t)n_checkpoints * n_levels;
-    double effective_lr = base->checkpoint_step[n_checkpoints - 1] > 0
-                              ? base->checkpoint_time[n_checkpoints - 1]
-                                    / (double)base->checkpoint_step[n_checkpoints - 1]
-                              : 0.0;
-    double *condition = malloc(sizeof(double) * n_levels);
     double *weight = malloc(sizeof(double) * per_replica * n_replicas);
     double *time = malloc(sizeof(double) * per_replica);
     sgk_status status = SGK_OK;
@@ -151,7 +146,7 @@ sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *gr
     out->level_time = calloc(per_replica, sizeof(double));
     out->level_trace = calloc(per_replica, sizeof(double));
     out->level_kernel = calloc((size_t)n_levels, sizeof(sgk_dmatrix));
-    if (!condition || !weight || !time || !out->noise_level || !out->level_time
+    if (!weight || !time || !out->noise_level || !out->level_time
         || !out->level_trace || !out->level_kernel)
         status = sgk_error(SGK_ERR_IO, "out of memory for the level weights of %d noise levels",
                            n_levels);
@@ -160,15 +155,14 @@ sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *gr
      *    draws the level sequences itself, which is cheaper than sending them. */
     for (long r = 0; status == SGK_OK && r < n_replicas; r++) {
         status = sgk_denoise_level_weights(config, n_checkpoints, base->checkpoint_step,
-                                           effective_lr, r, weight + r * per_replica, time);
+                                           step_time, r, weight + r * per_replica, time);
         if (status != SGK_OK || dropped[r]) continue;
         for (size_t i = 0; i < per_replica; i++)
             out->level_time[i] += time[i] / (double)n_accepted;
     }
-    for (int l = 0; status == SGK_OK && l < n_levels; l++) {
+    /* The network's last input is the noise level itself. */
+    for (int l = 0; status == SGK_OK && l < n_levels; l++)
         out->noise_level[l] = sgk_denoise_sigma(config, l);
-        condition[l] = out->noise_level[l];
-    }
     /* Every rank must enter the same number of collective matrix creations. */
     status = sgk_grid_agree(grid, status, "preparing the level weights");
     for (int l = 0; status == SGK_OK && l < n_levels; l++)
@@ -181,7 +175,7 @@ sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *gr
                                      .weight = weight,
                                      .per_replica = 1,
                                      .scale = 1.0 / (double)n_accepted,
-                                     .condition = condition,
+                                     .condition = out->noise_level,
                                      .trace = out->level_trace };
         status = sgk_kernel_assemble_parts(ensemble, grid, dropped, &terms, seconds, stopped);
     }
@@ -194,7 +188,6 @@ sgk_status sgk_denoise_assemble(const sgk_ensemble *ensemble, const sgk_grid *gr
             total->local[i] = sum;
         }
     }
-    free(condition);
     free(weight);
     free(time);
     return status;

@@ -28,13 +28,19 @@ const char *sgk_phase_name(int phase)
  * weights in diffusion time, so that sum_c omega_c g(t_c) approximates the integral of g
  * over [0, t_T]. eta_eff is the learning rate, divided by 1 - momentum for heavy-ball
  * momentum: the same effective step through which the drift attributes each update. */
+/* Diffusion time per step: eta, or eta / (1 - mu) for heavy-ball momentum. */
+static double step_time(const sgk_config *config)
+{
+    return config->train.optimizer == SGK_OPT_MOMENTUM
+               ? config->train.lr / (1.0 - config->train.momentum)
+               : config->train.lr;
+}
+
 static sgk_status make_schedule(const sgk_config *config, sgk_results *results)
 {
     int n = config->kernel.checkpoints;
     long steps = config->train.steps;
-    double effective_lr = config->train.optimizer == SGK_OPT_MOMENTUM
-                              ? config->train.lr / (1.0 - config->train.momentum)
-                              : config->train.lr;
+    double effective_lr = step_time(config);
 
     results->n_checkpoints = n;
     results->checkpoint_step = malloc(sizeof(long) * n);
@@ -689,8 +695,8 @@ sgk_status sgk_run_experiment(const sgk_config *config, const sgk_dataset *given
         int stopped = 0;
         if (config->train.task == SGK_TASK_DENOISE)
             status = sgk_denoise_assemble(&ensemble, grid, results->replica_dropped, n_accepted,
-                                          results, &results->sgk, &results->denoise, &seconds,
-                                          &stopped);
+                                          results, step_time(config), &results->sgk,
+                                          &results->denoise, &seconds, &stopped);
         else if (plan.gan != NULL)
             status = sgk_gan_kernel_assemble(&ensemble, grid, results->replica_dropped,
                                              results->quadrature_weight, 1.0 / (double)n_accepted,
