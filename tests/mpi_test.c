@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include "mpi_test.h"
+#include "sgk/status.h"
 
 int sgk_test_mpi_run(MPI_Comm comm)
 {
@@ -36,4 +37,21 @@ int sgk_test_mpi_run(MPI_Comm comm)
     if (rank == 0)
         printf("\nfailed assertions over all ranks: %ld\n", total_failures);
     return total_failures == 0 ? 0 : 1;
+}
+
+sgk_status sgk_test_configure(const char *const *overrides, int count, sgk_config *config)
+{
+    sgk_status status;
+
+    sgk_config_defaults(config);
+    for (int i = 0; i < count; i++) {
+        status = sgk_config_override(config, overrides[i]);
+        if (status != SGK_OK) {
+            fprintf(stderr, "override %s: %s\n", overrides[i], sgk_error_message());
+            return status;
+        }
+    }
+    status = sgk_config_validate(config);
+    if (status != SGK_OK) fprintf(stderr, "validate: %s\n", sgk_error_message());
+    return status;
 }

@@ -23,21 +23,6 @@ typedef struct {
     double *levels;   /* gathered level kernels, L x N x N, rank 0 */
 } run_case;
 
-static sgk_status configure(const char *const *overrides, int count, sgk_config *config)
-{
-    sgk_config_defaults(config);
-    for (int i = 0; i < count; i++)
-        if (sgk_config_override(config, overrides[i]) != SGK_OK) {
-            fprintf(stderr, "override %s: %s\n", overrides[i], sgk_error_message());
-            return SGK_ERR_USAGE;
-        }
-    if (sgk_config_validate(config) != SGK_OK) {
-        fprintf(stderr, "validate: %s\n", sgk_error_message());
-        return SGK_ERR_USAGE;
-    }
-    return SGK_OK;
-}
-
 /* Run `run->config` on `run->data` and gather the kernels to rank 0. */
 static sgk_status run_and_gather(run_case *run)
 {
@@ -64,7 +49,7 @@ static sgk_status run_and_gather(run_case *run)
 static sgk_status run_denoise(const char *const *overrides, int count, run_case *run)
 {
     memset(run, 0, sizeof *run);
-    SGK_CHECK(configure(overrides, count, &run->config));
+    SGK_CHECK(sgk_test_configure(overrides, count, &run->config));
     SGK_CHECK(sgk_dataset_load(&run->config, grid.comm, &run->data));
     SGK_CHECK(sgk_denoise_targets(&run->data));
     return run_and_gather(run);
@@ -346,7 +331,7 @@ static void test_zero_noise_limit(void)
 
     /* The supervised problem: the same points with a zero last input, targets the points. */
     memset(&supervised, 0, sizeof supervised);
-    status = configure(ARGS("data.source=teacher", "data.n_train=18", "data.n_test=6",
+    status = sgk_test_configure(ARGS("data.source=teacher", "data.n_train=18", "data.n_test=6",
                             "data.teacher_inputs=3", "model.widths=8,8", "model.activation=tanh",
                             "train.lr=0.05", "train.steps=25", "train.batch_size=4",
                             "ensemble.replicas=3", "kernel.checkpoints=5", "kernel.drift=no",

@@ -29,19 +29,8 @@ static sgk_status run_with(const char *const *overrides, int count, run_case *ru
     sgk_status status;
 
     memset(run, 0, sizeof *run);
-    sgk_config_defaults(&run->config);
-    for (int i = 0; i < count; i++) {
-        status = sgk_config_override(&run->config, overrides[i]);
-        if (status != SGK_OK) {
-            fprintf(stderr, "override %s: %s\n", overrides[i], sgk_error_message());
-            return status;
-        }
-    }
-    status = sgk_config_validate(&run->config);
-    if (status != SGK_OK) {
-        fprintf(stderr, "validate: %s\n", sgk_error_message());
-        return status;
-    }
+    status = sgk_test_configure(overrides, count, &run->config);
+    if (status != SGK_OK) return status;
     status = sgk_dataset_load(&run->config, grid.comm, &run->data);
     if (status != SGK_OK) return status;
     status = sgk_run_experiment(&run->config, &run->data, &grid, NULL, &run->results);

@@ -30,19 +30,8 @@ static sgk_status run_with(const char *const *overrides, int count, run_case *ru
     sgk_status status;
 
     memset(run, 0, sizeof *run);
-    sgk_config_defaults(&run->config);
-    for (int i = 0; i < count; i++) {
-        status = sgk_config_override(&run->config, overrides[i]);
-        if (status != SGK_OK) {
-            fprintf(stderr, "override %s: %s\n", overrides[i], sgk_error_message());
-            return status;
-        }
-    }
-    status = sgk_config_validate(&run->config);
-    if (status != SGK_OK) {
-        fprintf(stderr, "validate: %s\n", sgk_error_message());
-        return status;
-    }
+    status = sgk_test_configure(overrides, count, &run->config);
+    if (status != SGK_OK) return status;
     status = sgk_dataset_load(&run->config, grid.comm, &run->data);
     if (status != SGK_OK) return status;
     status = sgk_run_experiment(&run->config, &run->data, &grid, NULL, &run->results);
@@ -521,17 +510,12 @@ typedef struct {
 static int fixture_open(replica_fixture *fx, const char *const *overrides, int count)
 {
     memset(fx, 0, sizeof *fx);
-    sgk_config_defaults(&fx->config);
-    for (int i = 0; i < count; i++)
-        if (sgk_config_override(&fx->config, overrides[i]) != SGK_OK) return 0;
-    if (sgk_config_validate(&fx->config) != SGK_OK
+    if (sgk_test_configure(overrides, count, &fx->config) != SGK_OK
         || sgk_dataset_load(&fx->config, MPI_COMM_SELF, &fx->real) != SGK_OK
         || sgk_gan_results_prepare(&fx->config, &fx->real, 0, &fx->gan) != SGK_OK)
         return 0;
     const sgk_dataset *latent = &fx->gan.latent;
-    if (sgk_mlp_create(&fx->gen, latent->n_features, fx->config.model.widths,
-                       fx->config.model.n_hidden, latent->n_outputs, fx->config.model.activation,
-                       fx->config.model.parametrization) != SGK_OK
+    if (sgk_run_network(&fx->config, &fx->real, &fx->gen) != SGK_OK
         || sgk_gan_plan_create(&fx->config, &fx->real, &fx->gen, &fx->gan_plan) != SGK_OK)
         return 0;
     fx->checkpoint_step[0] = 0;
