@@ -83,7 +83,7 @@ static sgk_status local_part_create(const sgk_ensemble *ensemble, const sgk_dmat
     part->diagonal = calloc((size_t)part->n_cols, sizeof(int));
     if (!part->diagonal)
         return sgk_error(SGK_ERR_IO, "out of memory for the local diagonal of the kernel");
-    /* Row g lives on process row (g / nb) mod p_r, so this rank holds the diagonal entry
+    /* Row g lives on process row (g / nb) mod p_r, so this rank owns the diagonal entry
      * of a local column exactly when its process row owns that column's index. */
     for (long j = 0; j < part->n_cols; j++) {
         long global = sgk_dmatrix_global_col(kernel, (int)j);
@@ -130,8 +130,8 @@ static void factor_view(const sgk_factors *factors, int point, sgk_factors *view
 /* Add weight * tr_o Theta at parameters w to the local entries, column-major with leading
  * dimension lld: the Gram is formed with the columns' points first, so its row-major
  * layout is the local column-major layout. The kernel is symmetric in its two points.
- * With `trace`, also add the unweighted tr_o Theta(a, a) of every point a whose diagonal
- * entry this rank owns, from the columns' factors; weight 0 then takes the trace alone. */
+ * With `trace`, also add to it the unweighted tr_o Theta(a, a) of every point a whose
+ * diagonal entry this rank owns, from the columns' factors. Weight 0 takes the trace alone. */
 static sgk_status add_checkpoint(const sgk_train_plan *plan, local_part *part, const double *w,
                                  const double *preconditioner, double weight,
                                  sgk_dmatrix *kernel, double *trace)

@@ -382,8 +382,8 @@ static void estimate_run(const sgk_config *config, const sgk_dataset *data, int 
     double step_seconds = measure_step_seconds(config, data, (long)batch, (long)n,
                                                sgk_config_drift(config) ? &factor_seconds : NULL);
     if (config->train.task == SGK_TASK_GAN) step_seconds *= 3.0;
-    /* The drift takes the factors of all N points at every path node of every step; the
-     * timing covers at most 4096 points and grows linearly beyond. */
+    /* The drift takes the factors of all N points at every path node of every step. The
+     * timing covers at most 4096 points, so it is scaled linearly beyond. */
     if (n > 4096) factor_seconds *= n / 4096.0;
     step_seconds += config->kernel.path_nodes * factor_seconds;
     *seconds = operations / measure_dgemm_rate() + replicas_per_rank * steps * step_seconds;

@@ -381,7 +381,7 @@ for stem in gan gan-scattered; do
     fi
 done
 # gan.nc names its task in the configuration attribute, so the figures a GAN never has
-# data for are skipped in silence; gan-scattered.nc names none and keeps the messages.
+# data for are skipped in silence. gan-scattered.nc names none and keeps the messages.
 if grep -q "skipped gan-domingos.png" "$work/gan.err"; then
     fail "the gan file with task = gan reported the drift figure as skipped"
 fi

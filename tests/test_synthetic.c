@@ -593,7 +593,7 @@ static void test_invalid_keys(void)
     CU_ASSERT_EQUAL(load(&config, &data), SGK_ERR_USAGE);
     CU_ASSERT(contains(sgk_error_message(), "data.mixture_radius"));
 
-    /* Each point's substream holds its index in 32 bits, and the check comes before
+    /* Each point's substream encodes its index in 32 bits, and the check comes before
      * any allocation. */
     base_config(&config, SGK_SOURCE_MOONS);
     config.data.n_test = (long)INT_MAX + 1;

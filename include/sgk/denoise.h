@@ -47,12 +47,12 @@ double sgk_denoise_sigma(const sgk_config *config, int level);
  * the denoiser learns to return. Errors: SGK_ERR_IO when out of memory. */
 sgk_status sgk_denoise_targets(sgk_dataset *data);
 
-/* The noise level of step `step` of `replica`, and the noisy minibatch: x holds m rows of
- * d + 1 numbers, the clean point then any value; each row gets sigma eps (eps standard
- * normal, one per coordinate in row order) added to its first d entries and sigma in its
- * last. Both draws come from substream `step` of the SGK_RNG_LEVEL stream, keyed by the
- * replica when [ensemble] vary contains batch, so a restart reproduces them. x may be
- * NULL to draw the level alone. Returns the level index. */
+/* Draw the noise level of step `step` of `replica` and perturb its minibatch. x contains
+ * m rows of d + 1 numbers, the clean point and then any value. Each row gets sigma eps
+ * (eps standard normal, one per coordinate in row order) added to its first d entries,
+ * and sigma as its last. Both draws come from substream `step` of the SGK_RNG_LEVEL
+ * stream, keyed by the replica when [ensemble] vary contains batch, so a restart
+ * reproduces them. x may be NULL to draw the level alone. Returns the level index. */
 int sgk_denoise_perturb(const sgk_config *config, long replica, long step, double *x, long m,
                         int d);
 
